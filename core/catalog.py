@@ -1,0 +1,204 @@
+"""The op catalog: each operation's maths defined once, forward beside derivative.
+
+A family (an activation, a loss, a regularizer) keeps its forward rule, its
+derivative, the formula text the UI prints and a scalar form for element
+drill-down together, the way micrograd keeps each op's backward beside its
+forward.  `core/program.py` instantiates these into named per-layer `Op`s;
+the stepper, the fast path, gradcheck, the trace and the UI all run or read
+those same objects and never re-derive the maths.
+
+Kernels are written for the fast path: they work in place on preallocated
+buffers with `out=` so one NumPy call does one piece of maths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+Vec = Callable[[Array, Array], None]
+
+
+# --------------------------------------------------------------------------- activations
+def _sigmoid(z: Array, out: Array) -> None:
+    np.negative(z, out=out)
+    np.exp(out, out=out)
+    out += 1.0
+    np.reciprocal(out, out=out)
+
+
+def _sigmoid_d(h: Array, out: Array) -> None:  # h(1-h), from the output
+    np.subtract(1.0, h, out=out)
+    out *= h
+
+
+def _tanh(z: Array, out: Array) -> None:
+    np.tanh(z, out=out)
+
+
+def _tanh_d(h: Array, out: Array) -> None:  # 1-h^2, from the output
+    np.multiply(h, h, out=out)
+    np.subtract(1.0, out, out=out)
+
+
+def _relu(z: Array, out: Array) -> None:
+    np.maximum(z, 0.0, out=out)
+
+
+def _relu_d(z: Array, out: Array) -> None:  # 1 where z > 0, from the input
+    np.heaviside(z, 0.0, out=out)
+
+
+def _sig_scalar(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise nonlinearity and its derivative, as maths and as text."""
+
+    name: str
+    symbol: str  # how the formula writes it: σ, tanh, relu
+    deriv_text: str  # derivative in terms of {h} / {z}
+    deriv_from: str  # "h" or "z": which array the derivative reads
+    forward: Vec
+    derivative: Vec
+    scalar: Callable[[float], float]
+    scalar_d: Callable[[float, float], float]  # (z, h) -> dh/dz
+    saturated_text: str
+
+    def saturated(self, h: Array) -> Array:
+        """Boolean mask of saturated (sigmoid/tanh) or dead (relu) outputs."""
+        if self.name == "sigmoid":
+            return (h < 0.01) | (h > 0.99)
+        if self.name == "tanh":
+            return np.abs(h) > 0.99
+        return h <= 0.0
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation("sigmoid", "σ", "{h}(1−{h})", "h", _sigmoid, _sigmoid_d, _sig_scalar,
+                          lambda z, h: h * (1.0 - h), "outputs below 0.01 or above 0.99"),
+    "tanh": Activation("tanh", "tanh", "1−{h}²", "h", _tanh, _tanh_d, math.tanh,
+                       lambda z, h: 1.0 - h * h, "|outputs| above 0.99"),
+    "relu": Activation("relu", "relu", "[{z}>0]", "z", _relu, _relu_d, lambda z: max(z, 0.0),
+                       lambda z, h: 1.0 if z > 0 else 0.0, "outputs stuck at 0"),
+}
+
+
+# --------------------------------------------------------------------------- output layer + loss
+@dataclass(frozen=True)
+class Loss:
+    """A loss with the output activation it is paired with.
+
+    `mse` pairs with a sigmoid output as in the article; `ce` pairs with
+    softmax and computes dL/dz directly ((h−y)/N), which is the product of the
+    two chain-rule factors but never forms 0/0 when a probability underflows.
+    """
+
+    name: str
+    output: str  # output activation: "sigmoid" | "softmax"
+    value_text: str
+    dh_text: str  # dL/dh of the output
+    dhdz_text: str
+    dz_text: str
+    fused: bool  # True: dL/dz computed directly, dL/dh and dh/dz are display-only
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": Loss("mse", "sigmoid", "L = Σ(y−{h})²/2N", "dL/d{h} = −(y−{h})/N",
+                "d{h}/d{z} = {h}(1−{h})", "dL/d{z} = dL/d{h} ⊙ d{h}/d{z}", fused=False),
+    "ce": Loss("ce", "softmax", "L = −Σ y·log {h} / N", "dL/d{h} = −y/(N·{h})",
+               "d{h}/d{z} = diag({h}) − {h}{h}ᵀ (per row)",
+               "dL/d{z} = ({h} − y)/N  (softmax·CE fused)", fused=True),
+}
+
+
+def softmax(z: Array, out: Array, mx: Array, sums: Array) -> None:
+    """Row softmax with the max subtracted first so exp cannot overflow."""
+    np.max(z, axis=1, keepdims=True, out=mx)
+    np.subtract(z, mx, out=out)
+    np.exp(out, out=out)
+    np.sum(out, axis=1, keepdims=True, out=sums)
+    out /= sums
+
+
+def mse_value(h: Array, y: Array, diff: Array) -> float:
+    """Σ(y−h)² / 2N with the difference left in `diff` (flat view)."""
+    np.subtract(h, y, out=diff.reshape(h.shape))
+    return float(np.dot(diff, diff)) / (2 * h.shape[0])
+
+
+def ce_value(z: Array, label_idx: Array, mx: Array, sums: Array, tmp: Array) -> float:
+    """−Σ log softmax(z)[label] / N via log-sum-exp: finite whenever z is."""
+    np.max(z, axis=1, keepdims=True, out=mx)
+    np.subtract(z, mx, out=tmp)
+    np.exp(tmp, out=tmp)
+    np.sum(tmp, axis=1, keepdims=True, out=sums)
+    np.log(sums, out=sums)
+    picked = np.take(z.ravel(), label_idx)
+    return float(sums.sum() + mx.sum() - picked.sum()) / z.shape[0]
+
+
+def softmax_jacobian(h: Array, out: Array) -> None:
+    """Per-row Jacobian diag(h) − h hᵀ, shape (N, K, K): display only."""
+    np.multiply(h[:, :, None], h[:, None, :], out=out)
+    np.negative(out, out=out)
+    k = h.shape[1]
+    out.reshape(h.shape[0], k * k)[:, :: k + 1] += h
+
+
+# --------------------------------------------------------------------------- regularizers
+@dataclass(frozen=True)
+class Regularizer:
+    """A weight penalty: its loss term and its gradient term, per weight matrix."""
+
+    name: str
+    penalty_text: str  # the term added to L
+    grad_text: str  # the term added to dL/dW
+
+    def penalty(self, w: Array, tmp: Array) -> float:
+        """Σ W² (l2) or Σ |W| (l1) of one matrix, before the λ·scale factor."""
+        if self.name == "l2":
+            flat = w.reshape(-1)
+            return float(flat.dot(flat))
+        np.abs(w, out=tmp)
+        return float(tmp.sum())
+
+    def grad(self, w: Array, coeff: float) -> Array:
+        """coeff·W (l2) or coeff·sign(W) (l1): the term added to dL/dW (coeff = λ/N)."""
+        return coeff * (w if self.name == "l2" else np.sign(w))
+
+    def scale(self, n: int) -> float:
+        """Factor turning Σ-penalties into the loss term: λ·(this)."""
+        return 1.0 / (2 * n) if self.name == "l2" else 1.0 / n
+
+
+REGULARIZERS: dict[str, Regularizer] = {
+    "l2": Regularizer("l2", "λ·Σ‖W‖²/2N", "λ·{W}/N"),
+    "l1": Regularizer("l1", "λ·Σ|W|/N", "λ·sign({W})/N"),
+}
+
+
+# --------------------------------------------------------------------------- initializers
+def init_weights(scheme: str, rng: np.random.Generator, fan_in: int, fan_out: int,
+                 out: Array) -> None:
+    """Fill `out` with initial weights; the article's scheme is `uniform`."""
+    if scheme == "uniform":  # U(−1, 1)/√fan_in, as in the article
+        out[...] = rng.uniform(-1.0, 1.0, size=(fan_in, fan_out)) / math.sqrt(fan_in)
+    elif scheme == "xavier":  # Glorot uniform
+        a = math.sqrt(6.0 / (fan_in + fan_out))
+        out[...] = rng.uniform(-a, a, size=(fan_in, fan_out))
+    else:  # He normal
+        out[...] = rng.standard_normal((fan_in, fan_out)) * math.sqrt(2.0 / fan_in)
+
+
+INIT_TEXT = {
+    "uniform": "{W} ~ U(−1,1)/√{fan_in}",
+    "xavier": "{W} ~ U(±√(6/({fan_in}+{fan_out})))",
+    "he": "{W} ~ N(0,1)·√(2/{fan_in})",
+}

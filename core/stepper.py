@@ -1,0 +1,267 @@
+"""The debugger's engine: a cursor at (iteration, op) that moves both ways.
+
+Moving forward far uses the fast path; moving back restores the nearest
+in-memory checkpoint (the parameters: batch order is derived from the seed and
+the iteration, so there is no RNG state to keep) and re-executes.  Because both
+paths run the same kernels, every value shown is bit-identical however the
+cursor got there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from core import catalog as cat
+from core.config import Config
+from core.datasets import Dataset
+from core.detectors import Event, frame_events, scan
+from core.history import History, MetricsBlock
+from core.machine import SAT_EVERY, Frame, Machine
+from core.program import Op
+
+INIT = -1  # the iteration index of the init ops
+StopRule = Callable[[list[Event]], Event | None]
+
+
+def _first(events: list[Event]) -> Event | None:
+    return events[0] if events else None
+
+
+class Stepper:
+    """Cursor, checkpoints, metrics history and events of one live run."""
+
+    def __init__(self, cfg: Config, data: Dataset | None = None, *,
+                 checkpoint_every: int | None = None, memory_mb: float = 128) -> None:
+        self.cfg = cfg
+        self.machine = Machine(cfg, data)
+        self.program = self.machine.program
+        self.history = History(self.program.depth)
+        self.events: list[Event] = []
+        p_bytes = sum(int(np.prod(self.program.param_shape(p))) for p in self.program.params)
+        p_bytes *= np.dtype(cfg.dtype).itemsize
+        flops = 6 * self.program.n * sum(a * b for a, b in zip(self.program.sizes,
+                                                                self.program.sizes[1:]))
+        # re-executing K iterations should cost ~20 ms at ~1.5 GFLOP/s
+        self.every = checkpoint_every or max(1, min(1000, int(3e7 / max(flops, 1))))
+        self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
+        self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
+        # dense parameter snapshots of the last re-executed stretch, so that stepping
+        # back across many iteration boundaries costs one materialization each
+        self._recent: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self.max_recent = max(2, min(2048, int(16 * 2**20 / max(p_bytes, 1))))
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
+        self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
+        self.iteration = INIT
+        self.index = 0
+        self.frame = self._frame(INIT)
+
+    # ------------------------------------------------------------------ what the cursor shows
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        return self.frame.ops
+
+    @property
+    def op(self) -> Op:
+        return self.frame.ops[self.index]
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.frame.outputs[self.index]
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.iteration, self.index
+
+    # ------------------------------------------------------------------ moves
+    def step(self) -> bool:
+        """One op forward (into the next iteration after the last update)."""
+        if self.index + 1 < len(self.frame.ops):
+            self.index += 1
+        else:
+            self._enter(self.iteration + 1, 0)
+        return True
+
+    def back(self) -> bool:
+        """One op back; False at the very first init op."""
+        if self.index > 0:
+            self.index -= 1
+        elif self.iteration == INIT:
+            return False
+        else:
+            self._enter(self.iteration - 1, -1)
+        return True
+
+    def next_phase(self) -> None:
+        """Forward to the first op of the next phase."""
+        phase = self.op.phase
+        while self.op.phase == phase:
+            self.step()
+
+    def next_iteration(self) -> None:
+        self._enter(self.iteration + 1, 0)
+
+    def jump(self, iteration: int, op: int | str = 0) -> None:
+        """Put the cursor at (iteration, op); op is an index, a key or a display name."""
+        if iteration < INIT:
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
+        self._enter(iteration, op)
+
+    def run(self, n: int, should_stop: Callable[[], bool] | None = None) -> None:
+        """Run n iterations ahead and land on op 0 of the iteration after them."""
+        target = self.iteration + n if self.iteration >= 0 else n
+        self.run_until(lambda ev: None, max_iters=max(0, target - max(self.iteration, 0)),
+                       should_stop=should_stop)
+        if should_stop is None or not should_stop():
+            self._enter(target, 0)
+
+    def run_until(self, stop: StopRule = _first, max_iters: int = 1_000_000,
+                  should_stop: Callable[[], bool] | None = None, block: int = 256
+                  ) -> Event | None:
+        """Fast-run until `stop` picks an event among new ones; the cursor lands on it.
+
+        `should_stop` is polled between blocks (a UI's pause key).  Returns the
+        event stopped at, or None when max_iters ran out or the run was paused.
+        """
+        start = max(self.iteration + 1, 0)
+        end = start + max_iters
+        pos = start
+        while pos < end:
+            if should_stop is not None and should_stop():
+                break
+            stop_at = min(end, (pos // block + 1) * block)
+            self._advance_history(stop_at)
+            hit = stop([e for e in self.events if pos <= e.iteration < stop_at])
+            if hit is not None:
+                self._enter(hit.iteration, self._op_index(hit.op))
+                return hit
+            pos = stop_at
+        if pos > start:
+            self._enter(pos - 1, -1)
+        return None
+
+    # ------------------------------------------------------------------ internals
+    def _op_index(self, op: int | str) -> int:
+        if isinstance(op, int):
+            return op
+        try:
+            return self.program.index(op)
+        except KeyError:
+            return 0
+
+    def _enter(self, iteration: int, op: int | str) -> None:
+        frame = self._frame(iteration)
+        idx = self._op_index(op) if iteration != INIT or isinstance(op, int) else 0
+        n = len(frame.ops)
+        if idx < 0:
+            idx += n
+        if not 0 <= idx < n:
+            raise ValueError(f"op index {op} out of range 0..{n - 1}")
+        self.frame, self.iteration, self.index = frame, iteration, idx
+
+    def _frame(self, i: int) -> Frame:
+        if i in self._frames:
+            self._frames.move_to_end(i)
+            return self._frames[i]
+        m = self.machine
+        if i == INIT:
+            frame = m.materialize_init()
+            self._checkpoint()
+        else:
+            self._seek(i)
+            frame = m.materialize()
+            if i == len(self.history):
+                self._append(frame_metrics(m, frame))
+            self._checkpoint()
+        self._frames[i] = frame
+        if len(self._frames) > 4:
+            self._frames.popitem(last=False)
+        return frame
+
+    def _seek(self, i: int) -> None:
+        """Bring the machine to the start of iteration i (restore, then fast-forward)."""
+        m = self.machine
+        if not self.checkpoints:
+            m.init()
+            self._checkpoint()
+        saved = {**self.checkpoints, **self._recent}
+        base = max((k for k in saved if k <= i), default=0)
+        backwards = m.pos > i
+        if backwards or base > m.pos:
+            m.restore(saved[base], base)
+        dense = backwards and i - m.pos <= self.max_recent
+        while m.pos < i:
+            nxt = m.pos + 1 if dense else min(i, (m.pos // self.every + 1) * self.every)
+            block = m.run_fast(nxt - m.pos)
+            if block.start + len(block) > len(self.history):
+                self._append(block)
+            self._checkpoint()
+            if dense:
+                self._recent[m.pos] = m.snapshot()
+                if len(self._recent) > self.max_recent:
+                    self._recent.popitem(last=False)
+
+    def _advance_history(self, stop: int) -> None:
+        """Make sure metrics exist for iterations < stop (fast path from the frontier)."""
+        if len(self.history) < stop:
+            self._seek(len(self.history))
+            self._seek(stop)
+
+    def _checkpoint(self) -> None:
+        m = self.machine
+        if m.pos % self.every == 0 and m.pos not in self.checkpoints:
+            self.checkpoints[m.pos] = m.snapshot()
+            if len(self.checkpoints) > self.max_checkpoints:  # thin: double the spacing
+                self.every *= 2
+                for k in [k for k in self.checkpoints if k % self.every]:
+                    del self.checkpoints[k]
+
+    def _append(self, block: MetricsBlock) -> None:
+        skip = len(self.history) - block.start
+        if skip:
+            block = MetricsBlock(block.start + skip, block.loss[skip:], block.acc[skip:],
+                                 block.lr[skip:], block.grad_norm[skip:],
+                                 block.weight_norm[skip:], block.saturation[skip:])
+        start = len(self.history)
+        self.history.append(block)
+        new = scan(self.history, start, len(self.history), self.cfg.detect, self._layer_ops)
+        self.events.extend(self._locate(e) for e in new)
+
+    def _locate(self, event: Event) -> Event:
+        """Name the op that *produced* a NaN, like re-running op by op (jax debug_nans)."""
+        if event.kind != "nan":
+            return event
+        m = self.machine
+        saved, pos = m.snapshot(), m.pos
+        base = max(k for k in self.checkpoints if k <= event.iteration)
+        m.restore(self.checkpoints[base], base)
+        if event.iteration > base:
+            m.run_fast(event.iteration - base)
+        frame = m.materialize()
+        m.restore(saved, pos)
+        found = frame_events(frame)
+        return found[0] if found and found[0].kind == "nan" else event
+
+
+def frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
+    """The metrics row of a materialized iteration, computed as the fast path does."""
+    depth = m.program.depth
+    block = MetricsBlock.empty(frame.iteration, 1, depth)
+    block.loss[0] = float(frame.value("loss"))
+    block.lr[0] = m.cfg.lr_at(frame.iteration)
+    block.grad_norm[0] = frame.value("grad_norm")
+    out = frame.value(f"h{depth}")
+    pred = out.argmax(1)
+    block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)
+    for l in range(depth):
+        f = frame.params[f"W{l + 1}"].reshape(-1)
+        block.weight_norm[0, l] = math.sqrt(float(f.dot(f)))
+    if frame.iteration % SAT_EVERY == 0:
+        act = cat.ACTIVATIONS[m.cfg.activation]
+        for l in range(1, depth):
+            h = frame.value(f"h{l}")
+            block.saturation[0, l - 1] = np.count_nonzero(act.saturated(h)) / h.size
+    return block
