@@ -1,0 +1,178 @@
+"""The `tui-backprop` command: the app, and headless sub-commands.
+
+Bad input of any kind ends here as one line `error: ...` on stderr and exit
+status 2 — never a traceback, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from core.config import Config, ConfigError
+from core.datasets import DatasetError
+from tui_backprop.options import add_run_options, config_from_args
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as `error: <message>`."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but its errors are our one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def export_names(depth: int, bias: bool) -> list[str]:
+    """The arrays `export` writes, in a stable order."""
+    names = ["X", "y", "loss"]
+    for l in range(1, depth + 1):
+        names += [f"W{l}"] + ([f"b{l}"] if bias else [])
+        names += [f"z{l}", f"h{l}", f"dL_dh{l}", f"dh{l}_dz{l}", f"dL_dz{l}", f"dL_dW{l}"]
+        names += [f"dL_db{l}"] if bias else []
+    return names
+
+
+def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:
+    """Write atomically: a temp file in the same folder, renamed over the target."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    if target.is_dir():
+        raise UsageError(f"{path} is a directory")
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tui-backprop-", suffix=".npz", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def live_export(cfg: Config, iteration: int) -> dict[str, np.ndarray]:
+    """Every named matrix of one iteration of a live run."""
+    from core.stepper import Stepper
+
+    stepper = Stepper(cfg)
+    stepper.jump(iteration, 0)
+    arrays = stepper.frame.arrays()
+    return {k: arrays[k] for k in export_names(stepper.program.depth, cfg.bias)}
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.presets import DEFAULT_PRESET, PRESETS, preset_config
+
+    table = Table(title="presets", title_justify="left")
+    for col in ("name", "network", "lr", "knobs", "story"):
+        table.add_column(col, overflow="fold")
+    for name, preset in PRESETS.items():
+        cfg = preset_config(name)
+        knobs = [f"{k}={v}" for k, v in preset.changes.items()
+                 if k not in ("hidden", "lr", "dataset")]
+        net = "-".join(str(w) for w in cfg.hidden)
+        table.add_row(name + (" (default)" if name == DEFAULT_PRESET else ""),
+                      f"{cfg.dataset}: 2-{net}-·", f"{cfg.lr:g}", " ".join(knobs), preset.summary)
+    Console().print(table)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.run:
+        from tui_backprop.trace_cli import trace_export  # the saved-trace issue
+
+        arrays = trace_export(args.run, args.iteration)
+    else:
+        if args.iteration is None:
+            raise UsageError("export needs --iteration I")
+        arrays = live_export(config_from_args(args), args.iteration)
+    write_npz(args.out, arrays, args.force)
+    print(f"wrote {len(arrays)} arrays of iteration {args.iteration} to {args.out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tui_backprop.app import run_app
+
+    return run_app(config_from_args(args), mouse=args.mouse)
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="tui-backprop",
+               description="Step through backpropagation of a small MLP in the terminal.")
+    sub = p.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    run = sub.add_parser("run", help="open the app on a live run (the default command)")
+    add_run_options(run)
+    run.add_argument("--mouse", action="store_true",
+                     help="enable mouse support (off by default: keyboard-first, SSH-safe)")
+    run.set_defaults(func=cmd_run)
+    pre = sub.add_parser("presets", help="list the presets")
+    pre.set_defaults(func=cmd_presets)
+    exp = sub.add_parser("export", help="write every named matrix of one iteration to .npz")
+    exp.add_argument("run", nargs="?", metavar="RUN", help="a saved trace (else a live run)")
+    add_run_options(exp)
+    exp.add_argument("--iteration", type=non_negative, metavar="I", required=True,
+                     help="iteration to export (0 = the first)")
+    exp.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
+    exp.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
+    exp.set_defaults(func=cmd_export)
+    _add_trace_commands(sub)
+    return p
+
+
+def _add_trace_commands(sub: argparse._SubParsersAction) -> None:
+    """record / info / replay come from the saved-trace module when it is present."""
+    try:
+        from tui_backprop.trace_cli import add_trace_commands
+    except ImportError:
+        return
+    add_trace_commands(sub, add_run_options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        if not argv:
+            argv = ["run"]
+        args = parser.parse_args(argv)
+        if args.command is None:
+            args = parser.parse_args(["run", *argv])
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except (UsageError, ConfigError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Run options shared by every command, and how they become one Config.
+
+Order of precedence: defaults < --preset < --config FILE.toml < individual flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from core.config import ACTIVATIONS, CLIP_KINDS, DTYPES, INITS, LOSSES, REG_KINDS, Config
+from core.config import ConfigError, load_toml
+from core.datasets import BUILTIN
+from core.presets import DEFAULT_PRESET, PRESETS, preset_config
+
+# flag dest -> Config field (None when they match)
+FLAGS: dict[str, str] = {
+    "hidden": "hidden", "activation": "activation", "loss": "loss", "lr": "lr",
+    "lr_decay": "lr_decay", "reg": "reg", "reg_kind": "reg_kind", "clip": "clip",
+    "clip_kind": "clip_kind", "batch_size": "batch_size", "bias": "bias", "init": "init",
+    "dtype": "dtype", "dataset": "dataset", "limit": "limit", "seed": "seed",
+}
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Attach the run options (network, training, data) to a sub-command parser."""
+    g = p.add_argument_group("run options")
+    g.add_argument("--preset", metavar="NAME",
+                   help=f"start from a preset (default {DEFAULT_PRESET}; see `presets`)")
+    g.add_argument("--config", metavar="FILE.toml",
+                   help="TOML file of settings (same names as these flags, with _)")
+    g.add_argument("--hidden", metavar="W[,W...]",
+                   help="hidden layer widths, e.g. 10 or 50,50")
+    g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation")
+    g.add_argument("--loss", choices=LOSSES,
+                   help="mse: Σ(y−h)²/2N with sigmoid outputs; ce: softmax cross-entropy")
+    g.add_argument("--lr", type=float, metavar="η", help="learning rate (> 0)")
+    g.add_argument("--lr-decay", type=float, metavar="D",
+                   help="inverse-time decay: lr_i = lr/(1 + D·i); 0 = constant")
+    g.add_argument("--reg", type=float, metavar="λ",
+                   help="regularization strength λ (l2: λΣW²/2N, l1: λΣ|W|/N); 0 = off")
+    g.add_argument("--reg-kind", choices=REG_KINDS, help="regularization kind")
+    g.add_argument("--clip", type=float, metavar="C",
+                   help="clip gradients at C (global norm, or per entry); 0 = off")
+    g.add_argument("--clip-kind", choices=CLIP_KINDS, help="clip by global norm or by value")
+    g.add_argument("--batch-size", type=int, metavar="B",
+                   help="minibatch rows, reshuffled each epoch by the seed; 0 = full batch")
+    g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+                   help="add bias vectors to every layer (the article has none)")
+    g.add_argument("--init", choices=INITS,
+                   help="uniform: U(−1,1)/√fan_in (article); xavier; he")
+    g.add_argument("--dtype", choices=DTYPES, help="floating-point type of every array")
+    g.add_argument("--dataset", metavar="NAME|PATH",
+                   help=f"{', '.join(BUILTIN)}, or a .csv (last column = class) / .npz (X, y)")
+    g.add_argument("--limit", type=int, metavar="N", help="use only the first N samples")
+    g.add_argument("--seed", type=int, help="seed for init, data and batch order")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Build and validate the run's Config; raises ConfigError with a one-line message."""
+    base = preset_config(args.preset or DEFAULT_PRESET)
+    if args.config:
+        changes_file = _toml_changes(load_toml(args.config), args.config)
+        try:
+            base = Config.build(base, changes_file)
+        except ConfigError as exc:
+            raise ConfigError(f"{args.config}: {exc}") from None
+    changes: dict[str, Any] = {}
+    for dest, name in FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            changes[name] = value
+    return Config.build(base, changes)
+
+
+def _toml_changes(data: dict[str, Any], path: str) -> dict[str, Any]:
+    data = dict(data)
+    preset = data.pop("preset", None)
+    if preset is not None:
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ConfigError(f"{path}: unknown preset {preset!r}")
+        merged = preset_config(preset).to_dict()
+        merged.update(data)
+        return merged
+    return data
