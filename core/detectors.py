@@ -22,10 +22,19 @@ from core.history import History
 KINDS = ("nan", "fp", "explode", "vanish", "spike", "rising", "saturated")
 
 HINTS = {
-    "overflow": "exp overflows above ~709 in float64 (~88.7 in float32)",
+    "overflow": "a value passed the float range (~1.8e308 in float64, ~3.4e38 in float32)",
+    "overflow-exp": "exp overflows above ~709 in float64 (~88.7 in float32)",
     "invalid": "0·inf, inf−inf or 0/0 (often the result of an earlier overflow)",
     "divide": "division by ~0 or log of 0",
 }
+EXP_FAMILIES = ("sigmoid", "softmax", "ce", "tanh")
+
+
+def hint(kind: str, family: str) -> str:
+    """A one-line explanation of a floating-point error in an op of this family."""
+    if kind == "overflow" and family in EXP_FAMILIES:
+        return HINTS["overflow-exp"]
+    return HINTS.get(kind, kind)
 
 
 @dataclass(frozen=True)
@@ -102,10 +111,13 @@ def scan(hist: History, start: int, stop: int, det: Detect, layer_ops: list[str]
             g = m.grad_norm[:, l]
             ref = _reference(gn_all[:, l], lo, stop, det.window)
             big = (g > det.explode_norm) | (g > det.explode_factor * ref)
-            add(big & np.isfinite(g), "explode", layer_ops[l],
-                lambda i, l=l, ref=ref: f"‖dL/dW{l + 1}‖ = {gn_all[i, l]:.4g} "
-                f"(limit {det.explode_norm:g}, {det.explode_factor:g}× median "
-                f"{ref[i - lo]:.3g})")
+            def why(i: int, l: int = l, ref: np.ndarray = ref) -> str:
+                g_i, r = gn_all[i, l], ref[i - lo]
+                if g_i > det.explode_norm:
+                    return f"‖dL/dW{l + 1}‖ = {g_i:.4g} > {det.explode_norm:g}"
+                return f"‖dL/dW{l + 1}‖ = {g_i:.4g} > {det.explode_factor:g}× median {r:.3g}"
+
+            add(big & np.isfinite(g), "explode", layer_ops[l], why)
             add(g < det.vanish_norm, "vanish", layer_ops[l],
                 lambda i, l=l: f"‖dL/dW{l + 1}‖ = {gn_all[i, l]:.3g} < {det.vanish_norm:g}")
         sat = m.saturation
@@ -130,14 +142,13 @@ def frame_events(frame, cfg_detect: Detect | None = None) -> list[Event]:
     if frame.origin is not None:
         op = frame.ops[frame.origin]
         kinds = frame.fp_warnings.get(frame.origin, [])
-        hint = "; ".join(HINTS[k] for k in kinds if k in HINTS)
+        why = "; ".join(hint(k, op.family) for k in kinds)
         events.append(Event(frame.iteration, op.name, "nan",
-                            f"{op.name} produced the first NaN/Inf"
-                            + (f" ({hint})" if hint else "")))
+                            f"{op.name} produced the first NaN/Inf" + (f" ({why})" if why else "")))
     for idx, kinds in sorted(frame.fp_warnings.items()):
         if idx == frame.origin:
             continue
         op = frame.ops[idx]
         events.append(Event(frame.iteration, op.name, "fp",
-                            ", ".join(f"{k}: {HINTS.get(k, k)}" for k in kinds)))
+                            ", ".join(f"{k}: {hint(k, op.family)}" for k in kinds)))
     return events

@@ -8,7 +8,6 @@ computed, bit for bit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +18,7 @@ from core.datasets import Dataset, make_dataset
 from core.history import MetricsBlock
 from core.program import Hyper, Op, Program, build_program
 
-SAT_EVERY = 16  # fast path samples hidden-unit saturation on iterations i % 16 == 0
+SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
 
 
 @dataclass

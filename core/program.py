@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -180,7 +181,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
                     np.matmul(x, w, out=z)
                     np.add(z, bb, out=z)
                 return run
-            return lambda: np.matmul(x, w, out=z)
+            return partial(np.matmul, x, w, out=z)
 
         ops.append(Op(f"z{l}", f"z{l}", "forward", f"z{l} = {_h(l - 1)}·W{l}{bias}", ins,
                       shape(l), l, "linear", bind_z))
@@ -189,14 +190,14 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             def bind_h(b: Buffers, hp: Hyper, l: int = l):
                 z, h = b[f"z{l}"], b[f"h{l}"]
                 mx, sm = np.empty((n, 1), dt), np.empty((n, 1), dt)
-                return lambda: cat.softmax(z, h, mx, sm)
+                return partial(cat.softmax, z, h, mx, sm)
             text, fam = f"h{l} = softmax(z{l})", "softmax"
         else:
             a = cat.ACTIVATIONS["sigmoid"] if last else act
 
             def bind_h(b: Buffers, hp: Hyper, l: int = l, a: cat.Activation = a):
                 z, h, f = b[f"z{l}"], b[f"h{l}"], a.forward
-                return lambda: f(z, h)
+                return partial(f, z, h)
             text, fam = f"h{l} = {a.symbol}(z{l})", a.name
         ops.append(Op(f"h{l}", f"h{l}", "forward", text, (f"z{l}",), shape(l), l, fam, bind_h))
 
@@ -266,7 +267,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
             def bind_d(b: Buffers, hp: Hyper, l: int = l, src: str = src, deriv=deriv):
                 s, out = b[src], b[f"dh{l}_dz{l}"]
-                return lambda: deriv(s, out)
+                return partial(deriv, s, out)
 
             ops.append(Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward",
                           f"dh{l}/dz{l} = " + act.deriv_text.format(h=hl, z=zl), (src,),
@@ -274,7 +275,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
             def bind_dz(b: Buffers, hp: Hyper, l: int = l):
                 g, d, out = b[f"dL_dh{l}"], b[f"dh{l}_dz{l}"], b[f"dL_dz{l}"]
-                return lambda: np.multiply(g, d, out=out)
+                return partial(np.multiply, g, d, out=out)
 
             ops.append(Op(f"dL_dz{l}", f"dL/dz{l}", "backward",
                           f"dL/dz{l} = dL/dh{l} ⊙ dh{l}/dz{l}", (f"dL_dh{l}", f"dh{l}_dz{l}"),
@@ -283,7 +284,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         if cfg.bias:
             def bind_db(b: Buffers, hp: Hyper, l: int = l):
                 g, out = b[f"dL_dz{l}"], b[f"dL_db{l}"]
-                return lambda: np.sum(g, axis=0, out=out)
+                return partial(np.sum, g, axis=0, out=out)
 
             ops.append(Op(f"dL_db{l}", f"dL/db{l}", "backward", f"dL/db{l} = Σₙ dL/dz{l}",
                           (f"dL_dz{l}",), (sizes[l],), l, "linear", bind_db))
@@ -323,7 +324,7 @@ def _loss_dh(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: int,
             return run
 
         # the loss op (always run just before) left h − y in this buffer
-        return lambda: np.multiply(out, inv, out=out)
+        return partial(np.multiply, out, inv, out=out)
 
     return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", loss.dh_text.format(**fmt),
               (f"h{l}", "y"), shp, l, loss.name, bind, display_only=loss.fused)
@@ -334,13 +335,13 @@ def _loss_dhdz(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, k: int,
     if loss.fused:
         def bind(b: Buffers, hp: Hyper):
             h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
-            return lambda: cat.softmax_jacobian(h, out)
+            return partial(cat.softmax_jacobian, h, out)
         return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
                   (f"h{l}",), (n, k, k), l, "softmax", bind, display_only=True)
 
     def bind_s(b: Buffers, hp: Hyper):
         h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
-        return lambda: cat._sigmoid_d(h, out)
+        return partial(cat._sigmoid_d, h, out)
     return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
               (f"h{l}",), shp, l, "sigmoid", bind_s)
 
@@ -359,7 +360,7 @@ def _loss_dz(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, fmt: dict[str
     else:
         def bind(b: Buffers, hp: Hyper):
             g, d, out = b[f"dL_dh{l}"], b[f"dh{l}_dz{l}"], b[f"dL_dz{l}"]
-            return lambda: np.multiply(g, d, out=out)
+            return partial(np.multiply, g, d, out=out)
         ins = (f"dL_dh{l}", f"dh{l}_dz{l}")
     return Op(f"dL_dz{l}", f"dL/dz{l}", "backward", loss.dz_text.format(**fmt), ins, shp, l,
               loss.name, bind)
@@ -369,7 +370,7 @@ def _grad_input(l: int, shp: tuple[int, int]) -> Op:
     """dL/dh{l} = dL/dz{l+1}·W{l+1}ᵀ: the linear layer's derivative w.r.t. its input."""
     def bind(b: Buffers, hp: Hyper):
         g, wt, out = b[f"dL_dz{l + 1}"], b[f"W{l + 1}"].T, b[f"dL_dh{l}"]
-        return lambda: np.matmul(g, wt, out=out)
+        return partial(np.matmul, g, wt, out=out)
     return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", f"dL/dh{l} = dL/dz{l + 1}·W{l + 1}ᵀ",
               (f"dL_dz{l + 1}", f"W{l + 1}"), shp, l, "linear", bind)
 
@@ -385,7 +386,7 @@ def _grad_w(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, in
     def bind(b: Buffers, hp: Hyper):
         xt, g, w, out = b[src].T, b[f"dL_dz{l}"], b[f"W{l}"], b[f"dL_dW{l}"]
         if reg is None:
-            return lambda: np.matmul(xt, g, out=out)
+            return partial(np.matmul, xt, g, out=out)
         tmp = np.empty_like(w)
         if reg.name == "l2":
             def run() -> None:
@@ -450,7 +451,7 @@ def _clip(cfg: Config, p: str, g: str, shp: tuple[int, ...]) -> Op:
 
         def bind(b: Buffers, hp: Hyper):
             grad = b[g]
-            return lambda: np.clip(grad, -c, c, out=grad)
+            return partial(np.clip, grad, -c, c, out=grad)
         ins = (g,)
     return Op(f"{g}_clip", f"clip {name}", "update", text, ins, shp,
               int(p[1:]), f"clip-{cfg.clip_kind}", bind, target=g)

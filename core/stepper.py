@@ -34,6 +34,8 @@ def _first(events: list[Event]) -> Event | None:
 class Stepper:
     """Cursor, checkpoints, metrics history and events of one live run."""
 
+    end: int | None = None  # iterations >= end do not exist (a replay's recorded range)
+
     def __init__(self, cfg: Config, data: Dataset | None = None, *,
                  checkpoint_every: int | None = None, memory_mb: float = 128) -> None:
         self.cfg = cfg
@@ -43,8 +45,8 @@ class Stepper:
         self.events: list[Event] = []
         p_bytes = sum(int(np.prod(self.program.param_shape(p))) for p in self.program.params)
         p_bytes *= np.dtype(cfg.dtype).itemsize
-        flops = 6 * self.program.n * sum(a * b for a, b in zip(self.program.sizes,
-                                                                self.program.sizes[1:]))
+        sizes = self.program.sizes
+        flops = 6 * self.program.n * sum(sizes[i] * sizes[i + 1] for i in range(len(sizes) - 1))
         # re-executing K iterations should cost ~20 ms at ~1.5 GFLOP/s
         self.every = checkpoint_every or max(1, min(1000, int(3e7 / max(flops, 1))))
         self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
@@ -78,9 +80,11 @@ class Stepper:
 
     # ------------------------------------------------------------------ moves
     def step(self) -> bool:
-        """One op forward (into the next iteration after the last update)."""
+        """One op forward (into the next iteration after the last update); False at the end."""
         if self.index + 1 < len(self.frame.ops):
             self.index += 1
+        elif self._at_end():
+            return False
         else:
             self._enter(self.iteration + 1, 0)
         return True
@@ -98,11 +102,15 @@ class Stepper:
     def next_phase(self) -> None:
         """Forward to the first op of the next phase."""
         phase = self.op.phase
-        while self.op.phase == phase:
-            self.step()
+        while self.op.phase == phase and self.step():
+            pass
 
-    def next_iteration(self) -> None:
+    def next_iteration(self) -> bool:
+        """Op 0 of the next iteration; False (and no move) at the end."""
+        if self._at_end():
+            return False
         self._enter(self.iteration + 1, 0)
+        return True
 
     def jump(self, iteration: int, op: int | str = 0) -> None:
         """Put the cursor at (iteration, op); op is an index, a key or a display name."""
@@ -113,6 +121,8 @@ class Stepper:
     def run(self, n: int, should_stop: Callable[[], bool] | None = None) -> None:
         """Run n iterations ahead and land on op 0 of the iteration after them."""
         target = self.iteration + n if self.iteration >= 0 else n
+        if self.end is not None:
+            target = min(target, self.end - 1)
         self.run_until(lambda ev: None, max_iters=max(0, target - max(self.iteration, 0)),
                        should_stop=should_stop)
         if should_stop is None or not should_stop():
@@ -128,6 +138,8 @@ class Stepper:
         """
         start = max(self.iteration + 1, 0)
         end = start + max_iters
+        if self.end is not None:
+            end = min(end, self.end)
         pos = start
         while pos < end:
             if should_stop is not None and should_stop():
@@ -144,6 +156,9 @@ class Stepper:
         return None
 
     # ------------------------------------------------------------------ internals
+    def _at_end(self) -> bool:
+        return self.end is not None and self.iteration + 1 >= self.end
+
     def _op_index(self, op: int | str) -> int:
         if isinstance(op, int):
             return op
@@ -153,6 +168,9 @@ class Stepper:
             return 0
 
     def _enter(self, iteration: int, op: int | str) -> None:
+        if self.end is not None and iteration >= self.end:
+            raise ValueError(f"iteration {iteration} is outside the recorded range "
+                             f"0..{self.end - 1}")
         frame = self._frame(iteration)
         idx = self._op_index(op) if iteration != INIT or isinstance(op, int) else 0
         n = len(frame.ops)
@@ -173,8 +191,7 @@ class Stepper:
         else:
             self._seek(i)
             frame = m.materialize()
-            if i == len(self.history):
-                self._append(frame_metrics(m, frame))
+            self._observe_frame(frame)
             self._checkpoint()
         self._frames[i] = frame
         if len(self._frames) > 4:
@@ -187,22 +204,38 @@ class Stepper:
         if not self.checkpoints:
             m.init()
             self._checkpoint()
-        saved = {**self.checkpoints, **self._recent}
-        base = max((k for k in saved if k <= i), default=0)
+        base = self._base(i)
         backwards = m.pos > i
         if backwards or base > m.pos:
-            m.restore(saved[base], base)
+            m.restore(self._state(base), base)
         dense = backwards and i - m.pos <= self.max_recent
         while m.pos < i:
             nxt = m.pos + 1 if dense else min(i, (m.pos // self.every + 1) * self.every)
-            block = m.run_fast(nxt - m.pos)
-            if block.start + len(block) > len(self.history):
-                self._append(block)
+            self._observe(m.run_fast(nxt - m.pos))
             self._checkpoint()
             if dense:
                 self._recent[m.pos] = m.snapshot()
                 if len(self._recent) > self.max_recent:
                     self._recent.popitem(last=False)
+
+    # hooks a replay overrides: where saved states come from, what to do with new metrics
+    def _base(self, i: int) -> int:
+        """The latest saved iteration <= i."""
+        return max((k for k in (*self.checkpoints, *self._recent) if k <= i), default=0)
+
+    def _state(self, k: int) -> dict[str, np.ndarray]:
+        """The parameters saved at the start of iteration k."""
+        return self._recent[k] if k in self._recent else self.checkpoints[k]
+
+    def _observe(self, block: MetricsBlock) -> None:
+        """Metrics the fast path just computed: extend the history past its end."""
+        if block.start + len(block) > len(self.history):
+            self._append(block)
+
+    def _observe_frame(self, frame: Frame) -> None:
+        """An iteration just materialized op by op."""
+        if frame.iteration == len(self.history):
+            self._append(frame_metrics(self.machine, frame))
 
     def _advance_history(self, stop: int) -> None:
         """Make sure metrics exist for iterations < stop (fast path from the frontier)."""
@@ -234,20 +267,32 @@ class Stepper:
         """Name the op that *produced* a NaN, like re-running op by op (jax debug_nans)."""
         if event.kind != "nan":
             return event
-        m = self.machine
-        saved, pos = m.snapshot(), m.pos
         base = max(k for k in self.checkpoints if k <= event.iteration)
-        m.restore(self.checkpoints[base], base)
-        if event.iteration > base:
-            m.run_fast(event.iteration - base)
-        frame = m.materialize()
-        m.restore(saved, pos)
-        found = frame_events(frame)
-        return found[0] if found and found[0].kind == "nan" else event
+        return locate_nan(self.machine, base, self.checkpoints[base], event)
+
+
+def locate_nan(m: Machine, base: int, params: dict[str, np.ndarray], event: Event) -> Event:
+    """Re-run a NaN event's iteration op by op from a saved state to name the producing op.
+
+    The machine's own state is put back afterwards.
+    """
+    saved, pos = m.snapshot(), m.pos
+    m.restore(params, base)
+    if event.iteration > base:
+        m.run_fast(event.iteration - base)
+    frame = m.materialize()
+    m.restore(saved, pos)
+    found = frame_events(frame)
+    return found[0] if found and found[0].kind == "nan" else event
 
 
 def frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     """The metrics row of a materialized iteration, computed as the fast path does."""
+    with np.errstate(all="ignore"):  # NaN/overflow here is data, already flagged
+        return _frame_metrics(m, frame)
+
+
+def _frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     depth = m.program.depth
     block = MetricsBlock.empty(frame.iteration, 1, depth)
     block.loss[0] = float(frame.value("loss"))

@@ -74,10 +74,9 @@ def live_export(cfg: Config, iteration: int) -> dict[str, np.ndarray]:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    from core.presets import DEFAULT_PRESET, PRESETS, preset_config
     from rich.console import Console
     from rich.table import Table
-
-    from core.presets import DEFAULT_PRESET, PRESETS, preset_config
 
     table = Table(title="presets", title_justify="left")
     for col in ("name", "network", "lr", "knobs", "story"):

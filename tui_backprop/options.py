@@ -8,10 +8,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.config import ACTIVATIONS, CLIP_KINDS, DTYPES, INITS, LOSSES, REG_KINDS, Config
-from core.config import ConfigError, load_toml
-from core.datasets import BUILTIN
 from core.presets import DEFAULT_PRESET, PRESETS, preset_config
+
+from core.config import (
+    ACTIVATIONS,
+    CLIP_KINDS,
+    DTYPES,
+    INITS,
+    LOSSES,
+    REG_KINDS,
+    Config,
+    ConfigError,
+    load_toml,
+)
+from core.datasets import BUILTIN
 
 # flag dest -> Config field (None when they match)
 FLAGS: dict[str, str] = {

@@ -1,0 +1,83 @@
+"""Analytic gradients of every catalog combination against finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.config import Config
+from core.gradcheck import NotApplicable, gradcheck
+from core.stepper import Stepper
+
+combos = st.fixed_dictionaries({
+    "activation": st.sampled_from(["sigmoid", "tanh", "relu"]),
+    "loss": st.sampled_from(["mse", "ce"]),
+    "reg_kind": st.sampled_from(["l2", "l1"]),
+    "reg": st.sampled_from([0.0, 0.01, 0.3]),
+    "bias": st.booleans(),
+    "hidden": st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
+    "dataset": st.sampled_from(["xor", "spiral", "blobs"]),
+    "seed": st.integers(0, 2**16),
+    "batch_size": st.sampled_from([0, 7]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(combos, st.integers(0, 4))
+def test_every_gradient_matches_finite_differences(opts: dict, iteration: int) -> None:
+    cfg = Config.build(Config(), {**opts, "lr": 0.2, "limit": 24})
+    s = Stepper(cfg)
+    s.jump(iteration, 0)
+    for l in range(1, cfg.depth + 1):
+        keys = [f"dL_dW{l}", f"dL_dz{l}"] + ([f"dL_db{l}"] if cfg.bias else [])
+        for key in keys:
+            r = gradcheck(s.machine, s.frame, key)
+            assert r.checked + r.skipped_kinks > 0
+            assert r.passed, (key, r.max_rel_error, r.worst_index)
+
+
+def test_float32_run_is_checked_in_float64() -> None:
+    s = Stepper(Config(hidden=(4,), dtype="float32", lr=0.5))
+    s.jump(2, 0)
+    r = gradcheck(s.machine, s.frame, "dL_dW1")
+    assert r.passed and r.checked == 2 * 4
+
+
+def test_a_wrong_derivative_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break sigmoid's derivative by 1%: the check must fail, so it can fail."""
+    import core.catalog as cat
+
+    real = cat._sigmoid_d
+
+    def off_by_one_percent(h: np.ndarray, out: np.ndarray) -> None:
+        real(h, out)
+        out *= 1.01
+
+    monkeypatch.setitem(cat.ACTIVATIONS, "sigmoid", cat.Activation(
+        **{**cat.ACTIVATIONS["sigmoid"].__dict__, "derivative": off_by_one_percent}))
+    s = Stepper(Config(hidden=(3,), lr=0.5))
+    s.jump(1, 0)
+    assert not gradcheck(s.machine, s.frame, "dL_dW1").passed
+    assert gradcheck(s.machine, s.frame, "dL_dW2").passed  # W2's chain has no σ' of layer 1
+
+
+def test_large_matrices_are_sampled() -> None:
+    s = Stepper(Config(hidden=(40,), lr=0.1))
+    s.jump(0, 0)
+    r = gradcheck(s.machine, s.frame, "dL_dW2", max_entries=16)
+    assert r.checked == 16 and np.isfinite(r.rel_error).sum() == 16 and r.passed
+
+
+def test_not_applicable_cases() -> None:
+    s = Stepper(Config(hidden=(3,)))
+    with pytest.raises(NotApplicable):
+        gradcheck(s.machine, s.frame, "dL_dW1")  # still on the init ops
+    s.jump(0, 0)
+    with pytest.raises(NotApplicable):
+        gradcheck(s.machine, s.frame, "h1")  # a forward op
+    nan = Stepper(Config(hidden=(3,), activation="relu", loss="ce", lr=1e100))
+    nan.jump(3, 0)
+    with pytest.raises(NotApplicable):
+        gradcheck(nan.machine, nan.frame, "dL_dW1")
