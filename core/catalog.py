@@ -127,20 +127,23 @@ def softmax(z: Array, out: Array, mx: Array, sums: Array) -> None:
     out /= sums
 
 
-def mse_value(h: Array, y: Array, diff: Array) -> float:
-    """Σ(y−h)² / 2N with the difference left in `diff` (flat view)."""
-    np.subtract(h, y, out=diff.reshape(h.shape))
-    return float(np.dot(diff, diff)) / (2 * h.shape[0])
+def mse_value(h: Array, y: Array, diff: Array, flat: Array) -> float:
+    """Σ(y−h)² / 2N, leaving h − y in `diff` (`flat` is its 1-D view)."""
+    np.subtract(h, y, out=diff)
+    return float(flat.dot(flat)) * (0.5 / h.shape[0])
 
 
-def ce_value(z: Array, label_idx: Array, mx: Array, sums: Array, tmp: Array) -> float:
-    """−Σ log softmax(z)[label] / N via log-sum-exp: finite whenever z is."""
+def ce_value(z: Array, rows: Array, labels: Array, mx: Array, sums: Array, tmp: Array) -> float:
+    """−Σ log softmax(z)[label] / N via log-sum-exp: finite whenever z is.
+
+    `rows` holds n·K for each row n, so rows + labels indexes the true class.
+    """
     np.max(z, axis=1, keepdims=True, out=mx)
     np.subtract(z, mx, out=tmp)
     np.exp(tmp, out=tmp)
     np.sum(tmp, axis=1, keepdims=True, out=sums)
     np.log(sums, out=sums)
-    picked = np.take(z.ravel(), label_idx)
+    picked = np.take(z.reshape(-1), rows + labels)
     return float(sums.sum() + mx.sum() - picked.sum()) / z.shape[0]
 
 

@@ -218,29 +218,26 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             mx, sm, tmp = np.empty((n, 1), dt), np.empty((n, 1), dt), np.empty_like(z)
             rows = np.arange(n) * sizes[-1]
             labels = b["labels"]
-
-            def data() -> float:
-                return cat.ce_value(z, rows + labels, mx, sm, tmp)
+            data = partial(cat.ce_value, z, rows, labels, mx, sm, tmp)
         else:
-            h, y = b[f"h{L}"], b["y"]
             # (h − y) is left in the dL/dh buffer; the dL/dh op scales it by 1/N
             diff = b[f"dL_dh{L}"]
-            flat = diff.reshape(-1)
-            half = 0.5 / n
-
-            def data() -> float:
-                np.subtract(h, y, out=diff)
-                return float(flat.dot(flat)) * half
+            data = partial(cat.mse_value, b[f"h{L}"], b["y"], diff, diff.reshape(-1))
 
         if reg is None:
             def run() -> None:
                 out[0] = hp.loss = data()
         elif l2:  # Σ W² per layer is kept in w_sq: the fast path's ‖W‖ for free
             def run() -> None:
-                hp.w_sq = sq = [float(f.dot(f)) for f in flats]
+                sq = []
+                for f in flats:
+                    sq.append(float(f.dot(f)))
+                hp.w_sq = sq
+                total = 0.0
                 for i, v in enumerate(sq):
                     wsq[i] = v
-                out[0] = hp.loss = data() + coeff * sum(sq)
+                    total += v
+                out[0] = hp.loss = data() + coeff * total
         else:
             def run() -> None:
                 total = 0.0
@@ -415,9 +412,11 @@ def _grad_norm(params: list[str], grads: list[str], depth: int) -> Op:
             flats = [fs[0] for fs in layers]
 
             def run() -> None:
-                hp.grad_norm = norms = [math.sqrt(float(f.dot(f))) for f in flats]
-                for i, v in enumerate(norms):
-                    out[i] = v
+                norms = []
+                for i, f in enumerate(flats):
+                    out[i] = v = math.sqrt(float(f.dot(f)))
+                    norms.append(v)
+                hp.grad_norm = norms
             return run
 
         def run_bias() -> None:

@@ -23,12 +23,13 @@ from core.config import (
 )
 from core.datasets import BUILTIN
 
-# flag dest -> Config field (None when they match)
+# flag dest -> Config field
 FLAGS: dict[str, str] = {
     "hidden": "hidden", "activation": "activation", "loss": "loss", "lr": "lr",
     "lr_decay": "lr_decay", "reg": "reg", "reg_kind": "reg_kind", "clip": "clip",
     "clip_kind": "clip_kind", "batch_size": "batch_size", "bias": "bias", "init": "init",
-    "dtype": "dtype", "dataset": "dataset", "limit": "limit", "seed": "seed",
+    "dtype": "dtype", "dataset": "dataset", "limit": "limit", "outputs": "outputs",
+    "seed": "seed",
 }
 
 
@@ -63,6 +64,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", metavar="NAME|PATH",
                    help=f"{', '.join(BUILTIN)}, or a .csv (last column = class) / .npz (X, y)")
     g.add_argument("--limit", type=int, metavar="N", help="use only the first N samples")
+    g.add_argument("--outputs", type=int, metavar="K",
+                   help="output units (default: the number of classes in the data)")
     g.add_argument("--seed", type=int, help="seed for init, data and batch order")
 
 
