@@ -33,7 +33,7 @@ class Detect:
     explode_norm: float = 1e3  # absolute gradient-norm ceiling per layer
     explode_factor: float = 10.0  # or k x the running median of that norm
     vanish_norm: float = 1e-7  # gradient norm floor per layer
-    spike_factor: float = 1.5  # loss above this x the running median
+    spike_factor: float = 1.5  # loss above this x its minimum over the last `window`
     rise_iters: int = 10  # loss rising this many iterations in a row
     saturation_share: float = 0.9  # share of saturated/dead hidden units
     window: int = 64  # iterations in the running-median window

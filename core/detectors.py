@@ -50,20 +50,22 @@ class Event:
         return f"it {self.iteration} · {self.op} · {self.kind}: {self.detail}"
 
 
-def _edges(mask: np.ndarray, before: bool) -> np.ndarray:
-    """Indices where mask turns on (given whether it was on just before index 0)."""
-    prev = np.concatenate(([before], mask[:-1]))
-    return np.flatnonzero(mask & ~prev)
-
-
 def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
-    """Per-iteration running median over the previous aligned window (NaN when none)."""
+    """Per-iteration running median of `values[:stop]` for iterations [start, stop).
+
+    Iteration i is compared with the median of the previous aligned window
+    (i.e. the same reference for a whole window, whatever the block sizes); in the
+    very first window, with the median of everything before i (from 8 values on).
+    """
     ref = np.full(stop - start, np.nan)
-    for w0 in range((start // window) * window, stop, window):
-        lo, hi = w0 - window, w0
-        if lo < 0:
-            continue
-        seg = values[lo:hi]
+    first = min(stop, window)
+    for i in range(max(start, 8), first):
+        seg = values[:i]
+        seg = seg[np.isfinite(seg)]
+        if len(seg):
+            ref[i - start] = np.median(seg)
+    for w0 in range(max(window, (start // window) * window), stop, window):
+        seg = values[w0 - window:w0]
         seg = seg[np.isfinite(seg)]
         if len(seg):
             a, b = max(w0, start), min(w0 + window, stop)
@@ -71,55 +73,70 @@ def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.nda
     return ref
 
 
+def _running_min(values: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
+    """min(values[i-window:i]) over finite values, for i in [start, stop) (inf if none)."""
+    lo = max(0, start - window)
+    seg = values[lo:stop]
+    seg = np.where(np.isfinite(seg), seg, np.inf)
+    padded = np.concatenate((np.full(window, np.inf), seg))
+    mins = np.lib.stride_tricks.sliding_window_view(padded, window)[:-1].min(axis=1)
+    return mins[start - lo:]
+
+
 def scan(hist: History, start: int, stop: int, det: Detect, layer_ops: list[str]) -> list[Event]:
     """Events that start within iterations [start, stop) of `hist`.
 
-    `layer_ops[l]` names the dL/dW op of layer l+1 (where gradient events attach).
+    A condition fires where it turns on after at least `window` iterations off,
+    so one episode is one event however its reference moves.  `layer_ops[l]`
+    names the dL/dW op of layer l+1 (where gradient events attach).
     """
     if stop <= start:
         return []
-    lo = max(0, start - 1)  # one earlier row tells whether a condition was already on
+    w = det.window
+    lo = max(0, start - w)  # earlier rows tell whether the condition was already on
     m = hist.view(lo, stop)
-    has_prev = start > 0
+    full = hist.view(0, stop)
     events: list[Event] = []
 
     def add(mask: np.ndarray, kind: str, op: str, detail) -> None:
-        cur, before = (mask[1:], bool(mask[0])) if has_prev else (mask, False)
-        for k in _edges(cur, before):
-            events.append(Event(start + int(k), op, kind, detail(start + int(k))))
+        before = np.concatenate(([0], np.cumsum(mask)))
+        for k in np.flatnonzero(mask[start - lo:]) + (start - lo):
+            if before[k] - before[max(0, k - w)] == 0:
+                i = lo + int(k)
+                events.append(Event(i, op, kind, detail(i)))
 
     loss = m.loss
     finite = np.isfinite(loss) & np.isfinite(m.grad_norm).all(axis=1)
     add(~finite, "nan", "L", lambda i: "loss or gradient is NaN/Inf")
-    full_loss = hist.view(0, stop).loss
-    ref_loss = _reference(full_loss, lo, stop, det.window)
-    with np.errstate(invalid="ignore"):
-        add(loss > det.spike_factor * ref_loss, "spike", "L",
-            lambda i: f"loss {full_loss[i]:.4g} > {det.spike_factor:g}× running median "
-                      f"{ref_loss[i - lo]:.4g}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        low = _running_min(full.loss, lo, stop, w)
+        add(loss > det.spike_factor * low, "spike", "L",
+            lambda i: f"loss {full.loss[i]:.4g} > {det.spike_factor:g}× its recent minimum "
+                      f"{low[i - lo]:.4g}")
         k = det.rise_iters
         base = max(0, lo - k)
-        up = np.diff(full_loss[base:stop]) > 0  # up[p]: loss[base+p+1] > loss[base+p]
+        up = np.diff(full.loss[base:stop]) > 0  # up[p]: loss[base+p+1] > loss[base+p]
         csum = np.concatenate(([0], np.cumsum(up)))
         ps = np.arange(lo, stop) - base - 1
         ok = ps - k + 1 >= 0
         rising = np.zeros(stop - lo, bool)
         rising[ok] = (csum[ps[ok] + 1] - csum[ps[ok] + 1 - k]) == k
         add(rising, "rising", "L", lambda i: f"loss rose {k} iterations in a row")
-        gn_all = hist.view(0, stop).grad_norm
         for l in range(m.grad_norm.shape[1]):
             g = m.grad_norm[:, l]
-            ref = _reference(gn_all[:, l], lo, stop, det.window)
-            big = (g > det.explode_norm) | (g > det.explode_factor * ref)
+            ref = _reference(full.grad_norm[:, l], lo, stop, w)
+
             def why(i: int, l: int = l, ref: np.ndarray = ref) -> str:
-                g_i, r = gn_all[i, l], ref[i - lo]
+                g_i, r = full.grad_norm[i, l], ref[i - lo]
                 if g_i > det.explode_norm:
                     return f"‖dL/dW{l + 1}‖ = {g_i:.4g} > {det.explode_norm:g}"
                 return f"‖dL/dW{l + 1}‖ = {g_i:.4g} > {det.explode_factor:g}× median {r:.3g}"
 
+            big = (g > det.explode_norm) | (g > det.explode_factor * ref)
             add(big & np.isfinite(g), "explode", layer_ops[l], why)
             add(g < det.vanish_norm, "vanish", layer_ops[l],
-                lambda i, l=l: f"‖dL/dW{l + 1}‖ = {gn_all[i, l]:.3g} < {det.vanish_norm:g}")
+                lambda i, l=l: f"‖dL/dW{l + 1}‖ = {full.grad_norm[i, l]:.3g} "
+                f"< {det.vanish_norm:g}")
         sat = m.saturation
         for l in range(sat.shape[1]):
             s = sat[:, l]

@@ -40,11 +40,11 @@ def test_export_writes_every_named_matrix_of_the_iteration(tmp_path: Path) -> No
     s = Stepper(preset_config("xor-3"))
     s.jump(5, 0)
     expected = s.frame.arrays()
-    assert sorted(got) == sorted(export_names(2, False))
+    assert sorted(got) == sorted(export_names(2, preset_config("xor-3").bias))
     for k, v in got.items():
         assert np.array_equal(v, expected[k]), k
     # W1 is the weight *before* iteration 5's update: what z1 was computed with
-    assert np.allclose(got["X"] @ got["W1"], got["z1"])
+    assert np.allclose(got["X"] @ got["W1"] + got["b1"], got["z1"])
     # the chain rule holds between the exported factors
     assert np.array_equal(got["dL_dh2"] * got["dh2_dz2"], got["dL_dz2"])
 

@@ -101,3 +101,29 @@ def test_fp_warnings_are_captured_not_printed(recwarn) -> None:
     s.run(3)
     assert any(e.kind == "nan" for e in s.events)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_explode_is_seen_in_the_first_window_too() -> None:
+    gn = np.full((60, 2), 1.0)
+    gn[30, 0] = 50.0
+    events = scan(history(np.linspace(1, 0.5, 60), gn), 0, 60, Detect(window=64), OPS)
+    assert kinds(events) == [(30, "explode")]
+
+
+def test_one_episode_is_one_event() -> None:
+    gn = np.full((400, 2), 1.0)
+    gn[200:260:3, 1] = 40.0  # flickers on and off for 60 iterations
+    gn[390, 1] = 40.0  # a new episode after a quiet window
+    events = scan(history(np.linspace(1, 0.5, 400), gn), 0, 400, Detect(window=64), OPS)
+    assert kinds(events) == [(200, "explode"), (390, "explode")]
+
+
+def test_presets_tell_their_stories() -> None:
+    from core.presets import preset_config
+
+    calm = Stepper(preset_config("xor-3"))
+    assert calm.run_until(max_iters=3000) is None
+    boom = Stepper(preset_config("xor-50-explode"))
+    ev = boom.run_until(max_iters=1000)
+    assert ev is not None and ev.kind == "explode" and 60 <= ev.iteration <= 200
+    assert boom.op.name == ev.op == "dL/dW2"
