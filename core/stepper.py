@@ -123,6 +123,8 @@ class Stepper:
         target = self.iteration + n if self.iteration >= 0 else n
         if self.end is not None:
             target = min(target, self.end - 1)
+            if target <= self.iteration:  # at the end of a replay: stay put
+                return
         self.run_until(lambda ev: None, max_iters=max(0, target - max(self.iteration, 0)),
                        should_stop=should_stop)
         if should_stop is None or not should_stop():
@@ -287,7 +289,12 @@ def locate_nan(m: Machine, base: int, params: dict[str, np.ndarray], event: Even
 
 
 def frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
-    """The metrics row of a materialized iteration, computed as the fast path does."""
+    """The metrics row of a materialized iteration, computed as the fast path does.
+
+    Call it right after `m.materialize()`: loss and gradient norms are the kernels'
+    Python floats (as the fast path reads them), not the buffers, which round them
+    to float32 in a float32 run.
+    """
     with np.errstate(all="ignore"):  # NaN/overflow here is data, already flagged
         return _frame_metrics(m, frame)
 
@@ -295,9 +302,9 @@ def frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
 def _frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     depth = m.program.depth
     block = MetricsBlock.empty(frame.iteration, 1, depth)
-    block.loss[0] = float(frame.value("loss"))
+    block.loss[0] = m.hp.loss
     block.lr[0] = m.cfg.lr_at(frame.iteration)
-    block.grad_norm[0] = frame.value("grad_norm")
+    block.grad_norm[0] = m.hp.grad_norm
     out = frame.value(f"h{depth}")
     pred = out.argmax(1)
     block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)

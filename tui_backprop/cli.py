@@ -18,6 +18,7 @@ import numpy as np
 
 from core.config import Config, ConfigError
 from core.datasets import DatasetError
+from core.trace import TraceError
 from tui_backprop.options import add_run_options, config_from_args
 
 
@@ -74,20 +75,26 @@ def live_export(cfg: Config, iteration: int) -> dict[str, np.ndarray]:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from core.presets import DEFAULT_PRESET, PRESETS, preset_config
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="presets", title_justify="left")
-    for col in ("name", "network", "lr", "knobs", "story"):
-        table.add_column(col, overflow="fold")
+    from core.datasets import make_dataset
+    from core.presets import DEFAULT_PRESET, PRESETS, preset_config
+
+    table = Table(title="presets (tui-backprop run --preset NAME)", title_justify="left",
+                  expand=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("network", no_wrap=True)
+    table.add_column("settings", ratio=1)
+    table.add_column("story", ratio=2)
     for name, preset in PRESETS.items():
         cfg = preset_config(name)
-        knobs = [f"{k}={v}" for k, v in preset.changes.items()
-                 if k not in ("hidden", "lr", "dataset")]
-        net = "-".join(str(w) for w in cfg.hidden)
-        table.add_row(name + (" (default)" if name == DEFAULT_PRESET else ""),
-                      f"{cfg.dataset}: 2-{net}-·", f"{cfg.lr:g}", " ".join(knobs), preset.summary)
+        data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
+        net = "-".join(str(w) for w in (data.X.shape[1], *cfg.hidden, data.n_classes))
+        knobs = [f"lr={cfg.lr:g}"] + [f"{k}={v}" for k, v in preset.changes.items()
+                                      if k not in ("hidden", "lr", "dataset")]
+        table.add_row(name + ("\n(default)" if name == DEFAULT_PRESET else ""),
+                      f"{net}\n{cfg.dataset}", " ".join(knobs), preset.summary)
     Console().print(table)
     return 0
 
@@ -165,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["run", *argv])
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
-    except (UsageError, ConfigError, DatasetError) as exc:
+    except (UsageError, ConfigError, DatasetError, TraceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

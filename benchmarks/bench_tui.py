@@ -1,0 +1,189 @@
+"""Keypress → repainted frame latency of the TUI, and start → first frame.
+
+Run: python benchmarks/bench_tui.py [--presses 200]
+
+Headless Textual pilot at 120×40: each sample is `press("n"); pause()` — the
+key travels through the app's message queue, the screen steps the cursor and
+every changed widget repaints before `pause()` returns.  One iteration has
+~16 ops, so about one press in 16 crosses into a new iteration (the engine
+materializes it: the p95 shows that cost).  Start-up is measured in a fresh
+interpreter, from process start to the first `Ready` (first frame displayed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from textual import events
+from textual._compositor import CompositorUpdate
+
+from core.config import Config
+from core.datasets import Dataset
+from core.stepper import Stepper
+from tui_backprop.app import BackpropApp, live_label
+
+FIRST_FRAME = """
+import os, time, sys
+launched = float(os.environ["BENCH_LAUNCHED"])  # wall clock just before the parent's Popen
+t0 = time.perf_counter()
+from core.config import Config
+from core.stepper import Stepper
+from pathlib import Path
+import tui_backprop.app as app_module
+from tui_backprop.app import BackpropApp
+
+class Timed(BackpropApp):
+    CSS_PATH = str(Path(app_module.__file__).with_name("app.tcss"))
+
+    def on_ready(self) -> None:
+        sys.stdout.write(f"{time.time() - launched:.4f} {time.perf_counter() - t0:.4f}\\n")
+        self.exit()
+
+Timed(Stepper(Config()), label="bench").run(headless=True, size=(120, 40))
+"""
+
+
+def seed_config() -> Config:
+    try:
+        from core.presets import preset_config
+
+        return preset_config("scratch-mlp")
+    except (ImportError, KeyError):
+        return Config(hidden=(10,))
+
+
+def big_stepper() -> Stepper:
+    rng = np.random.default_rng(0)
+    ds = Dataset(name="random", X=rng.standard_normal((512, 784)),
+                 labels=rng.integers(0, 10, 512), n_classes=10)
+    return Stepper(Config(hidden=(512,), dataset="random"), data=ds)
+
+
+async def step_latency(stepper: Stepper, presses: int, size: tuple[int, int]
+                       ) -> tuple[list[float], list[float]]:
+    """(key → painted frame, pilot press+pause) per "n" press, in seconds.
+
+    The first figure posts the key event as the terminal driver does and stops
+    the clock at the first frame painted (encoded to terminal escapes, as a real
+    terminal write would) after the step action ran.  The second is the pilot's
+    own `press(); pause()` round trip, which includes its fixed idle-detection
+    sleeps (≥ 3 × 20 ms, see `empty_app_floor`).
+    """
+    app = BackpropApp(stepper, label=live_label(stepper.cfg, stepper.program))
+    state = {"stepped": False, "t": 0.0}
+    painted = asyncio.Event()
+    display = app._display
+
+    def timed_display(screen, renderable) -> None:
+        if isinstance(renderable, CompositorUpdate):
+            renderable.render_segments(app.console)
+        display(screen, renderable)
+        if state["stepped"] and not painted.is_set():
+            state["t"] = time.perf_counter()
+            painted.set()
+
+    app._display = timed_display  # type: ignore[method-assign]
+    lat, pilot_rt = [], []
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        step = screen.action_step
+
+        def timed_step() -> None:
+            step()
+            state["stepped"] = True
+
+        screen.action_step = timed_step  # type: ignore[method-assign]
+        for _ in range(presses):
+            state["stepped"] = False
+            painted.clear()
+            t0 = time.perf_counter()
+            app._driver.send_message(events.Key("n", "n"))
+            await asyncio.wait_for(painted.wait(), 10)
+            lat.append(state["t"] - t0)
+            await pilot.pause()
+        for _ in range(min(presses, 50)):
+            t0 = time.perf_counter()
+            await pilot.press("n")
+            await pilot.pause()
+            pilot_rt.append(time.perf_counter() - t0)
+    return lat, pilot_rt
+
+
+async def empty_app_floor(presses: int = 30) -> list[float]:
+    """The pilot's press+pause round trip on an app that does nothing: its floor."""
+    from textual.app import App
+
+    class Empty(App[None]):
+        BINDINGS = [("n", "noop", "noop")]
+
+        def action_noop(self) -> None:
+            pass
+
+    out = []
+    async with Empty().run_test(size=(120, 40)) as pilot:
+        for _ in range(presses):
+            t0 = time.perf_counter()
+            await pilot.press("n")
+            await pilot.pause()
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def first_frame(inside: list[float], runs: int = 7) -> list[float]:
+    """Process launch → first frame (Textual's Ready), per run; `inside` gets the part
+    after the interpreter started (first import → Ready)."""
+    out = []
+    folder = tempfile.mkdtemp(prefix="bench-tui-")
+    script = os.path.join(folder, "first_frame.py")  # Textual resolves CSS_PATH from a file
+    with open(script, "w") as fh:
+        fh.write(FIRST_FRAME)
+    for _ in range(runs):
+        env = dict(os.environ, BENCH_LAUNCHED=repr(time.time()))
+        proc = subprocess.run([sys.executable, script], capture_output=True, text=True,
+                              env=env, check=True)
+        launch, after_start = (float(v) for v in proc.stdout.split()[-2:])
+        out.append(launch)
+        inside.append(after_start)
+    return out
+
+
+def row(name: str, xs: list[float], target: str) -> str:
+    ms = sorted(x * 1000 for x in xs)
+    p50 = statistics.median(ms)
+    p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+    return f"{name:<34} {len(ms):>5} {p50:>9.1f} {p95:>9.1f} {max(ms):>9.1f}   {target}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presses", type=int, default=200)
+    args = ap.parse_args()
+    print(f"{'case':<40} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}   target")
+    cases = [("seed 2-10-2", lambda: Stepper(seed_config()), (120, 40), "p50 ≤ 30"),
+             ("seed 2-10-2", lambda: Stepper(seed_config()), (80, 24), "p50 ≤ 30"),
+             ("784-512-10 N=512", big_stepper, (120, 40), "p50 ≤ 100"),
+             ("784-512-10 N=512", big_stepper, (80, 24), "p50 ≤ 100")]
+    pilots = []
+    for name, make, size, target in cases:
+        lat, rt = asyncio.run(step_latency(make(), args.presses, size))
+        print(row(f"key→frame {name} {size[0]}×{size[1]}", lat, target))
+        pilots.append((f"pilot press+pause {name} {size[0]}×{size[1]}", rt))
+    for name, rt in pilots:
+        print(row(name, rt, "(includes pilot sleeps)"))
+    print(row("pilot press+pause, empty app (floor)", asyncio.run(empty_app_floor()), ""))
+    inside: list[float] = []
+    print(row("launch → first frame (fresh process)", first_frame(inside), "≤ 600"))
+    print(row("first import → first frame (in process)", inside, "≤ 600"))
+
+
+if __name__ == "__main__":
+    main()

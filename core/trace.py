@@ -1,0 +1,577 @@
+"""Saved traces: one SQLite file that records a run cheaply and replays it exactly.
+
+Like rr, a trace keeps only what re-execution cannot recompute cheaply: the
+config, the dataset (arrays, or name + seed for built-ins), per-iteration
+metrics to check re-execution against, detector events, and the parameters
+every K iterations.  RNG state: none needed — batch order is a pure function of
+(seed, iteration), so a checkpoint is just the parameters.
+
+Format version 1.  Arrays are columns (dtype, shape, data, crc): raw little-endian
+bytes, a dtype from an allow-list, a JSON shape and a CRC-32 of the bytes — never
+pickle.
+
+  meta(key TEXT PRIMARY KEY, value TEXT)      format_version, config (JSON), dataset
+      ('builtin' | 'arrays'), rows, inputs, n_classes, dataset_sha256, checkpoint_every,
+      block_size, status ('recording' | 'complete' | 'interrupted'), target, created,
+      writer, numpy, machine
+  dataset(name, <array>)                      X (rows, inputs) <f8, labels (rows,) <i8;
+      empty for a built-in, which is regenerated from (name, seed) and checked by sha256
+  blocks(start, count, name, <array>)         metrics of iterations [start, start+count),
+      start a multiple of block_size.  name: loss <f8 (count,); correct uint (count,),
+      acc = correct·(1/N); grad_norm, weight_norm <f8 (count, L); saturation <f8 for
+      the rows i % SAT_EVERY == 0 (L-1 columns).  lr is derived: lr / (1 + lr_decay·i).
+  checkpoints(iteration, name, <array>)       parameters at the start of `iteration`
+  events(iteration, op, kind, detail)         detector events (NaNs located to their op)
+
+The recorded range is iterations 0..n-1, n = Σ blocks.count; it grows one commit
+(at most a second) at a time, so a killed recorder leaves a readable file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+import zlib
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.config import Config, ConfigError, Detect
+from core.datasets import BUILTIN, MAX_CLASSES, Dataset, make_dataset
+from core.detectors import KINDS, Event, scan
+from core.history import History, MetricsBlock
+from core.machine import SAT_EVERY, Machine
+from core.program import Program, build_program
+from core.stepper import locate_nan
+
+FORMAT_VERSION = 1
+APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
+BLOCK = 4096
+DTYPES = frozenset({"<f8", "<f4", "|u1", "<u2", "<u4", "<i8"})
+TABLES = ("meta", "dataset", "blocks", "checkpoints", "events")
+METRICS = ("loss", "correct", "grad_norm", "weight_norm", "saturation")
+EVENT_KINDS = frozenset(KINDS) | {"diverged"}
+
+SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE dataset(name TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
+                     data BLOB NOT NULL, crc INTEGER NOT NULL);
+CREATE TABLE blocks(start INTEGER NOT NULL, count INTEGER NOT NULL, name TEXT NOT NULL,
+                    dtype TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL,
+                    crc INTEGER NOT NULL, PRIMARY KEY (start, name));
+CREATE TABLE checkpoints(iteration INTEGER NOT NULL, name TEXT NOT NULL, dtype TEXT NOT NULL,
+                         shape TEXT NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL,
+                         PRIMARY KEY (iteration, name));
+CREATE TABLE events(iteration INTEGER NOT NULL, op TEXT NOT NULL, kind TEXT NOT NULL,
+                    detail TEXT NOT NULL);
+"""
+
+
+class TraceError(ValueError):
+    """A trace that cannot be written or read; the message is one line."""
+
+
+def encode(arr: np.ndarray) -> tuple[str, str, memoryview, int]:
+    """(dtype, shape, data, crc) columns of an array, little-endian; data is a view."""
+    a = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    data = memoryview(a.reshape(-1)).cast("B")
+    return a.dtype.str, json.dumps(list(a.shape)), data, zlib.crc32(data)
+
+
+def check(what: str, dtype: Any, shape: Any, nbytes: Any, want_dtype: str | None = None,
+          want_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The shape of stored array columns, after checking them against each other."""
+    if type(dtype) is not str or dtype not in DTYPES:
+        raise TraceError(f"{what}: unsupported dtype {dtype!r}")
+    if type(shape) is not str or type(nbytes) is not int:
+        raise TraceError(f"{what}: malformed shape or data column")
+    dims = _json(what, shape)
+    if (not isinstance(dims, list) or len(dims) > 3
+            or not all(type(d) is int and d >= 0 for d in dims)):
+        raise TraceError(f"{what}: bad shape {shape!r}")
+    if math.prod(dims) * np.dtype(dtype).itemsize != nbytes:
+        raise TraceError(f"{what}: {nbytes} bytes do not hold a {dtype} array of shape "
+                         f"{tuple(dims)}")
+    if want_dtype is not None and dtype != want_dtype:
+        raise TraceError(f"{what}: dtype {dtype}, expected {want_dtype}")
+    if want_shape is not None and tuple(dims) != want_shape:
+        raise TraceError(f"{what}: shape {tuple(dims)}, expected {want_shape}")
+    return tuple(dims)
+
+
+def decode(what: str, dtype: Any, shape: Any, data: Any, crc: Any,
+           want_dtype: str | None = None, want_shape: tuple[int, ...] | None = None
+           ) -> np.ndarray:
+    """The array of stored (dtype, shape, data, crc) columns, validated; never unpickles."""
+    if type(data) is not bytes:
+        raise TraceError(f"{what}: data is not a blob")
+    dims = check(what, dtype, shape, len(data), want_dtype, want_shape)
+    if crc != zlib.crc32(data):  # a flipped bit in stored values
+        raise TraceError(f"{what}: data does not match its checksum")
+    return np.frombuffer(data, dtype).reshape(dims)
+
+
+def _json(what: str, text: str) -> Any:
+    def no_constants(name: str) -> Any:
+        raise TraceError(f"{what}: {name} is not allowed")
+    try:
+        return json.loads(text, parse_constant=no_constants)
+    except (json.JSONDecodeError, RecursionError):
+        raise TraceError(f"{what}: not valid JSON") from None
+
+
+def dataset_digest(data: Dataset) -> str:
+    """What replay checks a regenerated or stored dataset against."""
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(data.X, "<f8"), np.ascontiguousarray(data.labels, "<i8")):
+        h.update(a.tobytes())
+    h.update(str(data.n_classes).encode())
+    return h.hexdigest()
+
+
+def choose_every(program: Program, budget_s: float = 0.0125, cap: int = 2**20) -> int:
+    """Checkpoint spacing K, a power of two, from the net's size (same config, same file).
+
+    Re-executing K iterations should take about `budget_s` on the fast path, by a
+    deliberately pessimistic cost model: 40 µs of Python per iteration, 16 ns per
+    activation entry, matmuls at 10 GFLOP/s.  (Stepping back runs them one at a
+    time, about twice as slow.)  Nets whose one iteration exceeds the budget also
+    keep checkpoints under `cap` bytes per iteration: a trace is not a tensor dump.
+    """
+    s, n = program.sizes, program.n
+    flops = 6 * n * sum(s[i] * s[i + 1] for i in range(len(s) - 1))
+    per_iter = 40e-6 + 16e-9 * n * sum(s[1:]) + flops / 1e10
+    fast = round(math.log2(max(1.0, budget_s / per_iter)))
+    itemsize = np.dtype(program.cfg.dtype).itemsize
+    size = sum(math.prod(program.param_shape(p)) for p in program.params) * itemsize
+    small = math.ceil(math.log2(max(1.0, size / cap)))
+    return 1 << min(16, max(fast, small))
+
+
+def metrics_rows(block: MetricsBlock, n: int) -> list[tuple[Any, ...]]:
+    """(name, dtype, shape, data, crc) rows of a block of metrics; N = rows per batch."""
+    correct = np.rint(block.acc * n)
+    ctype = np.uint8 if n < 2**8 else np.uint16 if n < 2**16 else np.uint32
+    sampled = _sampled(block.start, len(block))
+    cols = {"loss": block.loss, "correct": correct.astype(ctype), "grad_norm": block.grad_norm,
+            "weight_norm": block.weight_norm, "saturation": block.saturation[sampled]}
+    return [(name, *encode(arr)) for name, arr in cols.items()]
+
+
+def _sampled(start: int, count: int) -> np.ndarray:
+    """Rows of a block where the fast path samples saturation."""
+    return np.flatnonzero(np.arange(start, start + count) % SAT_EVERY == 0)
+
+
+def open_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection: the file's bytes are never modified by reading it."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                           check_same_thread=False)  # a UI may read from a worker thread
+
+
+class TraceReader:
+    """A validated trace: config, dataset, metrics and events at open, checkpoints on demand."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.con: sqlite3.Connection | None = None
+        with self._guard():
+            self._check_file()
+            self.con = open_ro(self.path)
+            try:
+                self.con.execute("BEGIN")  # one snapshot, even while a recorder commits
+                self._load()
+                self.con.rollback()
+            except BaseException:
+                self.close()
+                raise
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Every failure of a damaged file becomes one TraceError line."""
+        try:
+            yield
+        except TraceError as exc:
+            raise TraceError(_line(f"{self.path}: {exc}")) from None
+        except ConfigError as exc:
+            raise TraceError(_line(f"{self.path}: bad config in trace: {exc}")) from None
+        except sqlite3.Error as exc:
+            msg = str(exc) or type(exc).__name__
+            kind = "not a tui-backprop trace" if "not a database" in msg else "damaged trace"
+            if "unable to open" in msg:  # an unclosed recording in a read-only folder
+                kind = "cannot open read-only; a recording that was not closed needs its " \
+                       "-wal file and a writable folder"
+            raise TraceError(_line(f"{self.path}: {kind} ({msg})")) from None
+        except (ValueError, TypeError, KeyError, OverflowError, MemoryError) as exc:
+            raise TraceError(_line(f"{self.path}: damaged trace ({exc!s:.200})")) from None
+
+    def _check_file(self) -> None:
+        p = self.path
+        if not p.exists():
+            raise TraceError("no such file")
+        if not p.is_file():
+            raise TraceError("not a file")
+        with open(p, "rb") as fh:
+            head = fh.read(100)
+        if not head:
+            raise TraceError("empty file, not a trace")
+        if not head.startswith(b"SQLite format 3\0"):
+            raise TraceError("not a tui-backprop trace (not an SQLite database)")
+        if len(head) < 100:
+            raise TraceError("damaged trace (truncated inside its header)")
+        if int.from_bytes(head[68:72], "big") != APPLICATION_ID:
+            raise TraceError("not a tui-backprop trace (an SQLite file of something else)")
+
+    def _load(self) -> None:
+        q = self.con.execute
+        names = {r[0] for r in q("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in TABLES if t not in names]
+        if missing:
+            raise TraceError(f"not a complete trace: missing table {missing[0]!r}")
+        meta = dict(q("SELECT key, value FROM meta").fetchall())
+        self.meta = meta
+        version = self._int("format_version", 1)
+        if version > FORMAT_VERSION:
+            raise TraceError(f"written by a newer tui-backprop (format {version}; this version "
+                             f"reads up to {FORMAT_VERSION}): upgrade to open it")
+        if type(meta.get("config")) is not str:
+            raise TraceError("missing config")
+        self.cfg = Config.from_dict(_json("config", meta["config"]))
+        self.every, self.block = self._int("checkpoint_every", 1), self._int("block_size", 1)
+        rows, inputs = self._int("rows", 1), self._int("inputs", 1)
+        self.n_classes = self._int("n_classes", 2, MAX_CLASSES)
+        self.status = meta.get("status", "")
+        self.builtin = meta.get("dataset") == "builtin"
+        if self.builtin != (self.cfg.dataset in BUILTIN) or meta.get("dataset") not in (
+                "builtin", "arrays"):
+            raise TraceError(f"dataset kind {meta.get('dataset')!r} does not match the config")
+        self.data: Dataset | None = None if self.builtin else self._dataset(rows, inputs)
+        full = self.cfg.batch_size == 0 or self.cfg.batch_size >= rows
+        self.program = build_program(self.cfg, inputs, self.n_classes,
+                                     rows if full else self.cfg.batch_size)
+        self._shapes = {p: self.program.param_shape(p) for p in self.program.params}
+        self._dtype = np.dtype(self.cfg.dtype).newbyteorder("<").str
+        self._read_blocks()
+        self._read_checkpoints()
+        self.events = [self._event(*r) for r in q(
+            "SELECT iteration, op, kind, detail FROM events ORDER BY iteration, rowid")]
+
+    def _int(self, key: str, lo: int, hi: int = 2**62) -> int:
+        text = self.meta.get(key)
+        if type(text) is not str or not text.isdigit() or not lo <= int(text) <= hi:
+            raise TraceError(f"meta {key} = {text!r} is not an integer in {lo}..{hi}")
+        return int(text)
+
+    def _dataset(self, rows: int, inputs: int) -> Dataset:
+        arrays = {r[0]: r[1:] for r in self.con.execute(
+            "SELECT name, dtype, shape, data, crc FROM dataset")}
+        if set(arrays) != {"X", "labels"}:
+            raise TraceError("dataset table must hold exactly X and labels")
+        X = decode("dataset X", *arrays["X"], "<f8", (rows, inputs))
+        labels = decode("dataset labels", *arrays["labels"], "<i8", (rows,))
+        if not np.isfinite(X).all() or labels.min() < 0 or labels.max() >= self.n_classes:
+            raise TraceError("dataset holds non-finite inputs or labels out of range")
+        data = Dataset(self.cfg.dataset, X, labels, self.n_classes)
+        if dataset_digest(data) != self.meta.get("dataset_sha256"):
+            raise TraceError("dataset arrays do not match their checksum")
+        return data
+
+    def _read_blocks(self) -> None:
+        depth, n = self.program.depth, self.program.n
+        rows: dict[Any, dict[str, tuple]] = {}
+        for start, count, name, *cols in self.con.execute(
+                "SELECT start, count, name, dtype, shape, data, crc FROM blocks ORDER BY start"):
+            rows.setdefault(start, {})[name] = (count, *cols)
+        self.history = History(depth)
+        for start, cols in rows.items():
+            counts = {c[0] for c in cols.values()}
+            if set(cols) != set(METRICS) or len(counts) != 1:
+                raise TraceError(f"block {start}: needs columns {', '.join(METRICS)} of one count")
+            count = counts.pop()
+            if (start != len(self.history) or start % self.block or type(count) is not int
+                    or not 0 < count <= self.block):
+                raise TraceError(f"block at {start!r} of {count!r} iterations breaks the "
+                                 f"sequence of {self.block}-iteration blocks")
+            what = f"block {start}"
+            b = MetricsBlock.empty(start, count, depth)
+            b.loss[:] = decode(what, *cols["loss"][1:], "<f8", (count,))
+            correct = decode(what, *cols["correct"][1:], None, (count,))
+            if correct.dtype.kind != "u" or (correct > n).any():
+                raise TraceError(f"{what}: accuracy counts out of range")
+            b.acc[:] = correct * (1.0 / n)  # what the fast path computes, bit for bit
+            b.lr[:] = self.cfg.lr / (1.0 + self.cfg.lr_decay * np.arange(start, start + count))
+            b.grad_norm[:] = decode(what, *cols["grad_norm"][1:], "<f8", (count, depth))
+            b.weight_norm[:] = decode(what, *cols["weight_norm"][1:], "<f8", (count, depth))
+            sampled = _sampled(start, count)
+            b.saturation[sampled] = decode(what, *cols["saturation"][1:], "<f8",
+                                           (len(sampled), depth - 1))
+            self.history.append(b)
+        self.n = len(self.history)
+
+    def _read_checkpoints(self) -> None:
+        # rowids from a table scan: loading by rowid does not trust the (damageable) index
+        self._rowids: dict[int, dict[str, int]] = {}
+        for rowid, it, name, *cols in self.con.execute(
+                "SELECT rowid, iteration, name, dtype, shape, length(data) FROM checkpoints"):
+            if type(it) is not int or not 0 <= it <= self.n or name not in self._shapes:
+                raise TraceError(f"checkpoint ({it!r}, {name!r}) is outside the recorded run")
+            check(f"checkpoint {it} {name}", *cols, self._dtype, self._shapes[name])
+            self._rowids.setdefault(it, {})[name] = rowid
+        if 0 not in self._rowids or any(v.keys() != self._shapes.keys()
+                                        for v in self._rowids.values()):
+            raise TraceError("checkpoints are missing (need every parameter, from iteration 0)")
+        self.checkpoints = sorted(self._rowids)
+
+    def _event(self, it: Any, op: Any, kind: Any, detail: Any) -> Event:
+        if type(it) is not int or not 0 <= it < self.n or kind not in EVENT_KINDS \
+                or type(op) is not str or type(detail) is not str:
+            raise TraceError(f"bad event row ({it!r}, {op!r}, {kind!r})")
+        return Event(it, op, kind, detail)
+
+    # ------------------------------------------------------------------ queries
+    def dataset(self) -> Dataset | None:
+        """The stored dataset, or None for a built-in (the Machine regenerates it)."""
+        return self.data
+
+    def base(self, i: int) -> int:
+        """The latest checkpoint at or before iteration i."""
+        return self.checkpoints[max(0, bisect_right(self.checkpoints, i) - 1)]
+
+    def checkpoint(self, k: int) -> dict[str, np.ndarray]:
+        """Parameters at the start of iteration k (a stored checkpoint), in native order."""
+        out = {}
+        with self._guard():
+            for name, rowid in self._rowids[k].items():
+                row = self.con.execute("SELECT name, dtype, shape, data, crc FROM checkpoints "
+                                       "WHERE rowid = ?", (rowid,)).fetchone()
+                if row is None or row[0] != name:
+                    raise TraceError(f"checkpoint {k} {name} has vanished")
+                out[name] = decode(f"checkpoint {k} {name}", *row[1:], self._dtype,
+                                   self._shapes[name]).astype(self.cfg.dtype)
+        return out
+
+    def file_bytes(self) -> int:
+        """Size on disk, counting a write-ahead log left by a recorder that did not close."""
+        wal = Path(f"{self.path}-wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+    def __enter__(self) -> TraceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Recorder:
+    """Trains a run headless into a trace, with flat memory.
+
+    Only the current block of metrics and the window the detectors read stay in
+    RAM; blocks, checkpoints and events go to SQLite (WAL) and are committed at
+    least every `commit_s` seconds, so a killed recorder loses under a second.
+    The new file is built under a temporary name and moved into place once its
+    config, dataset and first checkpoint are written: a failed start, or one
+    with --force, never destroys an existing trace.
+    """
+
+    def __init__(self, path: str | Path, cfg: Config, data: Dataset | None = None, *,
+                 force: bool = False, every: int | None = None, block: int = BLOCK,
+                 target: int = 0, commit_s: float = 1.0) -> None:
+        self.path, self.cfg, self.commit_s = Path(path), cfg, commit_s
+        data = data or make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
+        rows = len(data.labels) if cfg.limit == 0 else min(cfg.limit, len(data.labels))
+        data = Dataset(data.name, data.X[:rows], data.labels[:rows], data.n_classes)
+        self.m = Machine(cfg, data)
+        self.m.init()
+        prog = self.m.program
+        self.every, self.block = every or choose_every(prog), block
+        self.layer_ops = [f"dL/dW{l}" for l in range(1, prog.depth + 1)]
+        self.rows_kept = block + 8 * cfg.detect.window + cfg.detect.rise_iters
+        self.hist, self.base, self.scanned = History(prog.depth, self.rows_kept), 0, 0
+        self.flags: Counter[str] = Counter()
+        self.loss = math.nan
+        self.committed = 0
+        meta = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()),
+                "dataset": "builtin" if cfg.dataset in BUILTIN else "arrays", "rows": rows,
+                "inputs": data.X.shape[1], "n_classes": data.n_classes,
+                "dataset_sha256": dataset_digest(data), "checkpoint_every": self.every,
+                "block_size": block, "status": "recording", "target": target,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "writer": "tui-backprop", "numpy": np.__version__,
+                "machine": f"{platform.system()} {platform.machine()}"}
+        self.db = self._create(force, meta, None if meta["dataset"] == "builtin" else data)
+        self.last_commit = time.monotonic()
+
+    @property
+    def pos(self) -> int:
+        """Iterations recorded so far (the next one to run)."""
+        return self.m.pos
+
+    def _create(self, force: bool, meta: dict[str, Any], data: Dataset | None
+                ) -> sqlite3.Connection:
+        target = self.path
+        if target.is_dir():
+            raise TraceError(f"{target} is a directory")
+        if target.exists() and not force:
+            raise TraceError(f"{target} exists; pass --force to overwrite it")
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                       dir=target.parent)
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            con = sqlite3.connect(tmp)
+            try:
+                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                con.executescript(SCHEMA)
+                con.executemany("INSERT INTO meta VALUES (?, ?)",
+                                [(k, str(v)) for k, v in meta.items()])
+                if data is not None:
+                    con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
+                                    [("X", *encode(data.X.astype("<f8"))),
+                                     ("labels", *encode(data.labels.astype("<i8")))])
+                self._checkpoint(con)
+                con.commit()
+            finally:
+                con.close()
+            for suffix in ("-wal", "-shm", "-journal"):  # an old log must not replay on us
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+            os.replace(tmp, target)
+            con = sqlite3.connect(target)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a killed process
+            return con
+        except (sqlite3.Error, OSError) as exc:
+            if tmp is not None:
+                for suffix in ("", "-journal"):
+                    Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (full disk, vanished folder) ends recording; commits stay."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            with suppress(sqlite3.Error):
+                self.db.rollback()
+                self.db.close()
+            kept = (f"kept iterations 0..{self.committed - 1}" if self.committed
+                    else "no iterations were committed")
+            raise TraceError(f"cannot write {self.path}: {_reason(exc)}; {kept}") from None
+
+    def run(self, count: int, should_stop: Callable[[], bool] | None = None,
+            progress: Callable[[Recorder], None] | None = None) -> None:
+        """Record `count` more iterations, or until should_stop() (polled every ~50 ms)."""
+        end, chunk = self.pos + count, 16
+        while self.pos < end and not (should_stop is not None and should_stop()):
+            a = self.pos
+            b = min(end, a + chunk, (a // self.every + 1) * self.every,
+                    (a // self.block + 1) * self.block)
+            t0 = time.perf_counter()
+            metrics = self.m.run_fast(b - a)
+            chunk = max(1, min(1 << 16, int((b - a) * 0.05 / max(time.perf_counter() - t0,
+                                                                    1e-6))))
+            self.loss = float(metrics.loss[-1])
+            self.hist.append(replace(metrics, start=a - self.base))
+            with self._writing():
+                if b % self.every == 0:
+                    self._checkpoint(self.db)
+                if b % self.block == 0:
+                    self._flush()
+                    self._trim()
+                if time.monotonic() - self.last_commit >= self.commit_s:
+                    self.commit()
+            if progress is not None:
+                progress(self)
+
+    def _checkpoint(self, con: sqlite3.Connection) -> None:
+        con.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                        [(self.pos, k, *encode(v)) for k, v in self.m.snapshot().items()])
+
+    def _saved(self, i: int) -> tuple[int, dict[str, np.ndarray]]:
+        """The latest checkpoint at or before iteration i, read back (to locate a NaN)."""
+        rows = self.db.execute("SELECT iteration, name, dtype, shape, data, crc FROM checkpoints "
+                               "WHERE iteration = (SELECT max(iteration) FROM checkpoints "
+                               "WHERE iteration <= ?)", (i,)).fetchall()
+        return rows[0][0], {r[1]: decode("checkpoint", *r[2:]).astype(self.cfg.dtype)
+                            for r in rows}
+
+    def _flush(self) -> None:
+        """Scan new rows for events and (re)write the current block, full or partial."""
+        det, base = self.cfg.detect, self.base
+        for e in scan(self.hist, self.scanned - base, self.pos - base, det, self.layer_ops):
+            e = replace(e, iteration=e.iteration + base)
+            if e.kind == "nan":
+                e = locate_nan(self.m, *self._saved(e.iteration), e)
+            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)",
+                            (e.iteration, e.op, e.kind, e.detail))
+            self.flags[e.kind] += 1
+        self.scanned = self.pos
+        start = self.pos - 1 - (self.pos - 1) % self.block
+        rows = metrics_rows(replace(self.hist.view(start - base), start=start), self.m.program.n)
+        self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(start, self.pos - start, *r) for r in rows])
+
+    def _trim(self) -> None:
+        """Drop rows the detectors will not read again."""
+        keep = scan_tail(self.pos, self.cfg.detect)
+        tail = self.hist.view(keep - self.base)
+        self.hist = History(self.hist.depth, self.rows_kept)
+        self.hist.append(replace(tail, start=0))
+        self.base = keep
+
+    def commit(self) -> None:
+        if self.pos > self.committed and self.pos % self.block:
+            self._flush()
+        self.db.commit()
+        self.committed, self.last_commit = self.pos, time.monotonic()
+
+    def close(self, status: str = "complete") -> None:
+        """Write the tail, a checkpoint at the end and the status; leave one plain file."""
+        with self._writing():
+            if self.pos % self.every:
+                self._checkpoint(self.db)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'status'", (status,))
+            self.commit()
+            with suppress(sqlite3.Error):  # fold the WAL in: one plain file (unless a reader
+                self.db.execute("PRAGMA journal_mode=DELETE")  # holds it open: then WAL stays)
+            self.db.close()
+
+
+def scan_tail(start: int, det: Detect) -> int:
+    """The first row scan() needs to find the events from `start` on, as on the full history.
+
+    scan() looks back two windows (a window of edges before `start`, each with a
+    window of reference) plus rise_iters, and aligns its medians to the window;
+    four windows, aligned, leave a margin.  tests/core/test_trace.py checks this.
+    """
+    w = det.window
+    return max(0, (start - 4 * w - det.rise_iters) // w * w)
+
+
+def _reason(exc: BaseException) -> str:
+    return _line(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).rstrip(".")
+
+
+def _line(text: str) -> str:
+    """Messages from SQLite can span lines (a damaged schema): errors are one line."""
+    return " ".join(text.split())

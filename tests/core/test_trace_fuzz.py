@@ -1,0 +1,203 @@
+"""Damaged traces: every kind of bad file is one `error:` line, never a traceback.
+
+Each class of damage is made by hand from a real trace, then hundreds of random
+byte flips and truncations go through the reader, `info` and `export`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import Config
+from core.replay import Replay
+from core.trace import FORMAT_VERSION, Recorder, TraceError, TraceReader
+from tui_backprop import cli
+
+CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")  # has events
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("traces")
+    out = {}
+    rng = np.random.default_rng(0)
+    np.savez(folder / "data.npz", X=rng.standard_normal((30, 3)), y=rng.integers(0, 3, 30))
+    for name, cfg in (("builtin", CFG), ("arrays", Config(hidden=(4,), dataset=str(
+            folder / "data.npz"), loss="ce", lr=0.5))):
+        rec = Recorder(folder / f"{name}.trace", cfg, block=64, every=16)
+        rec.run(300)
+        rec.close()
+        out[name] = folder / f"{name}.trace"
+    return out
+
+
+def sql(*statements: str) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        con = sqlite3.connect(path)
+        for s in statements:
+            con.execute(s)
+        con.commit()
+        con.close()
+    return damage
+
+
+def write(data: bytes) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(data)
+
+
+def config_text(text: str) -> Callable[[Path], None]:
+    return sql(f"UPDATE meta SET value = '{text}' WHERE key = 'config'")
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
+    "nonexistent": (lambda p: p.unlink(), "no such file"),
+    "zero-length": (write(b""), "empty file"),
+    "not sqlite": (write(b"hello, I am a CSV file\n1,2,3\n"), "not an SQLite database"),
+    "other sqlite": (lambda p: (p.unlink(), sql("CREATE TABLE t(x)")(p)),
+                     "not a tui-backprop trace"),
+    "truncated": (truncate, "damaged trace"),
+    "header only": (lambda p: p.write_bytes(p.read_bytes()[:100]), "damaged trace"),
+    "newer format": (sql(f"UPDATE meta SET value = '{FORMAT_VERSION + 1}' "
+                         "WHERE key = 'format_version'"), "newer tui-backprop"),
+    "missing table": (sql("DROP TABLE events"), "missing table 'events'"),
+    "missing meta": (sql("DELETE FROM meta WHERE key = 'block_size'"), "block_size"),
+    "wrong dtype": (sql("UPDATE blocks SET dtype = '<f4' WHERE name = 'loss'"), "bytes do not"),
+    "object dtype": (sql("UPDATE blocks SET dtype = '|O' WHERE name = 'loss'"),
+                     "unsupported dtype"),
+    "shape vs bytes": (sql("UPDATE checkpoints SET shape = '[2, 7]' WHERE name = 'W1'"),
+                       "bytes do not"),
+    "short blob": (sql("UPDATE blocks SET data = substr(data, 1, 9) WHERE name = 'grad_norm'"),
+                   "bytes do not"),
+    "text blob": (sql("UPDATE blocks SET data = 'abc' WHERE name = 'loss'"), "not a blob"),
+    "bad shape": (sql("UPDATE blocks SET shape = '[64, -1]' WHERE name = 'grad_norm'"),
+                  "bad shape"),
+    "NaN in config": (config_text(json.dumps(CFG.to_dict()).replace("200.0", "NaN")),
+                      "NaN is not allowed"),
+    "inf in config": (config_text(json.dumps(CFG.to_dict()).replace("200.0", "1e999")),
+                      "lr must be finite"),
+    "config not JSON": (config_text("{hidden"), "not valid JSON"),
+    "negative count": (sql("UPDATE blocks SET count = -64 WHERE start = 0"), "breaks the"),
+    "gap in blocks": (sql("DELETE FROM blocks WHERE start = 64"), "breaks the"),
+    "negative checkpoint": (sql("UPDATE checkpoints SET iteration = -16 WHERE iteration = 16"),
+                            "outside the recorded run"),
+    "missing checkpoint": (sql("DELETE FROM checkpoints WHERE name = 'W2' AND iteration = 32"),
+                           "checkpoints are missing"),
+    "negative event": (sql("UPDATE events SET iteration = -1"), "bad event row"),
+    "unknown event kind": (sql("UPDATE events SET kind = 'boom'"), "bad event row"),
+    "negative meta": (sql("UPDATE meta SET value = '-3' WHERE key = 'checkpoint_every'"),
+                      "checkpoint_every"),
+    "accuracy count": (sql(f"UPDATE blocks SET data = x'{'ff' * 128}', dtype = '<u2', "
+                           f"crc = {zlib.crc32(bytes([255]) * 128)} "
+                           "WHERE name = 'correct' AND start = 0"), "counts out of range"),
+    "flipped value": (sql("UPDATE blocks SET data = zeroblob(length(data)) "
+                          "WHERE name = 'weight_norm' AND start = 128"), "checksum"),
+}
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(args)
+    return code, capsys.readouterr().err
+
+
+def assert_one_error_line(code: int, err: str, expect: str = "") -> None:
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert expect in err
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_each_damage_class_is_one_error_line(kind: str, traces: dict[str, Path],
+                                             tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "run.trace"
+    shutil.copy(traces["builtin"], path)
+    damage, expect = DAMAGE[kind]
+    damage(path)
+    with pytest.raises(TraceError, match=expect) as err:
+        TraceReader(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    assert_one_error_line(*run_cli(["info", str(path)], capsys), expect)
+    out = tmp_path / "out.npz"
+    assert_one_error_line(*run_cli(["export", str(path), "--iteration", "3", "--out", str(out)],
+                                   capsys), expect)
+    assert not out.exists()
+
+
+def test_tampered_dataset_arrays_are_refused(traces: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "run.trace"
+    shutil.copy(traces["arrays"], path)
+    sql("UPDATE dataset SET data = zeroblob(length(data)) WHERE name = 'X'")(path)
+    with pytest.raises(TraceError, match="checksum"):
+        TraceReader(path)
+
+
+def test_iteration_outside_the_recording(traces: dict[str, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.npz"
+    args = ["export", str(traces["builtin"]), "--iteration", "300", "--out", str(out)]
+    assert_one_error_line(*run_cli(args, capsys), "outside the recorded range")
+    assert_one_error_line(*run_cli(["replay", str(traces["builtin"]), "--iteration", "999"],
+                                   capsys), "(0..299)")
+    assert not out.exists()
+
+
+def damaged_copies(src: Path, folder: Path, count: int, seed: int) -> list[Path]:
+    """Random byte flips, zeroed runs and truncations of a real trace."""
+    rng = np.random.default_rng(seed)
+    data = src.read_bytes()
+    paths = []
+    for k in range(count):
+        b = bytearray(data)
+        how = k % 3
+        if how == 0:
+            for at in rng.integers(0, len(b), int(rng.integers(1, 9))):
+                b[at] ^= 1 << int(rng.integers(8))
+        elif how == 1:
+            at = int(rng.integers(0, len(b)))
+            n = min(int(rng.integers(1, 600)), len(b) - at)
+            b[at:at + n] = bytes(n)
+        else:
+            b = b[: int(rng.integers(0, len(b)))]
+        path = folder / f"d{seed}-{k}.trace"
+        path.write_bytes(bytes(b))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("which", ["builtin", "arrays"])
+def test_random_damage_never_raises_a_traceback(which: str, traces: dict[str, Path],
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.npz"
+    opened = 0
+    for path in damaged_copies(traces[which], tmp_path, 150, seed=len(which)):
+        try:
+            rp = Replay(path)
+        except TraceError as exc:
+            assert "\n" not in str(exc)
+        else:  # damage inside values: it opens, and re-execution says where it differs
+            opened += 1
+            try:
+                rp.jump(int(np.random.default_rng(opened).integers(rp.n)) if rp.n else -1)
+            except TraceError as exc:  # a checkpoint's pages are read only when needed
+                assert "\n" not in str(exc)
+            rp.close()
+        for args in (["info", str(path)],
+                     ["export", str(path), "--iteration", "7", "--out", str(out), "--force"]):
+            code, err = run_cli(args, capsys)
+            if code != 0:
+                assert_one_error_line(code, err)
+    assert opened > 0

@@ -1,0 +1,366 @@
+"""The main screen: op card, matrix panels, flags, loss chart, status line.
+
+It owns the cursor's source (a live Stepper or a replay source with the same
+interface) and is the only place that moves it.  Short moves (one op, one
+phase, one iteration) run on the UI thread; long work (continue, run N, jump)
+runs in one exclusive thread worker that polls a pause flag between blocks and
+reports progress through `call_from_thread`.  While it runs the step keys are
+disabled (greyed in the footer) so the source is never used from two threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.events import Key, Resize
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from core.detectors import Event
+from tui_backprop import view
+from tui_backprop.screens.layout import MIN_HEIGHT, MIN_WIDTH, Plan, plan
+from tui_backprop.screens.prompt import PromptScreen
+from tui_backprop.widgets import (
+    FlagsView,
+    HeatmapCache,
+    MatrixPanel,
+    OpCardView,
+    PlotextPlot,
+    StatusLine,
+)
+
+MOVES = {"step", "back", "phase", "iteration", "continue", "run", "goto"}
+MAX_SLOTS = 16
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker job ended with, shown in the status line."""
+
+    kind: str
+    event: Event | None
+    paused: bool
+    start: int
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("n,right", "step", "step"),
+        Binding("b,left", "back", "back"),
+        Binding("p", "phase", "phase"),
+        Binding("i", "iteration", "iter"),
+        Binding("c", "continue", "cont"),
+        Binding("r", "run", "run N"),
+        Binding("g", "goto", "goto"),
+        Binding("space,escape", "pause", "pause"),
+        Binding("t", "series", "chart"),
+        Binding("v", "cycle", "panels", show=False),
+        Binding("l", "toggle_chart", "chart on/off", show=False),
+    ]
+    # (title, help, action) for the command palette
+    PALETTE = [
+        ("Step one op forward", "n / →", "step"),
+        ("Step one op back", "b / ←", "back"),
+        ("Next phase", "p: forward → loss → backward → update", "phase"),
+        ("Next iteration", "i", "iteration"),
+        ("Continue until a flag fires", "c: NaN/Inf, explode, vanish, spike, …", "continue"),
+        ("Run N iterations", "r", "run"),
+        ("Jump to iteration", "g", "goto"),
+        ("Pause the running job", "space / escape", "pause"),
+        ("Next chart series", "t: loss → accuracy → gradient norms", "series"),
+        ("Cycle matrix panels", "v", "cycle"),
+        ("Show or hide the chart", "l", "toggle_chart"),
+    ]
+
+    def __init__(self, source: Any, label: str) -> None:
+        super().__init__()
+        self.source = source
+        self.label = label
+        self.slots = view.slot_keys(source.program)
+        self.cache = HeatmapCache()
+        self.plan: Plan = plan(80, 24, len(self.slots))
+        self.rotation = 0
+        self.series = 0
+        self.chart_on = True
+        self.note = ""
+        self.running = ""
+        self._job_kind = ""
+        self._pause_requested = False
+        self._chart_key: tuple | None = None
+        self._rate: tuple[float, int] = (0.0, 0)
+        self._prompt: PromptScreen | None = None
+        self._awaiting_prompt = False
+        self._typeahead: list[tuple[str, str | None]] = []
+
+    # ------------------------------------------------------------------ building
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        with Vertical(id="body"):
+            yield OpCardView(id="card")
+            with Grid(id="panels"):
+                for i in range(min(MAX_SLOTS, len(self.slots))):
+                    yield MatrixPanel(self.cache, id=f"slot{i}")
+            yield FlagsView(id="flags")
+            yield PlotextPlot(id="chart")
+        yield Static(id="too-small")
+        yield Footer(show_command_palette=False, compact=True)
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def on_resize(self, event: Resize) -> None:
+        self.apply_plan(event.size.width, event.size.height)
+
+    def apply_plan(self, width: int, height: int) -> None:
+        p = self.plan = plan(width, height, len(self.slots), self.chart_on)
+        self.set_class(p.too_small, "-too-small")
+        if p.too_small:
+            self.query_one("#too-small", Static).update(
+                f"Terminal too small: {width}×{height}.\n"
+                f"tui-backprop needs at least {MIN_WIDTH}×{MIN_HEIGHT}.\n"
+                "Enlarge the window, or press q to quit.")
+            return
+        grid = self.query_one("#panels", Grid)
+        grid.styles.grid_size_columns = p.cols
+        grid.styles.grid_size_rows = p.rows
+        for i, panel in enumerate(self.query(MatrixPanel)):
+            panel.display = i < p.slots
+        self.query_one("#card").styles.height = p.card
+        self.query_one("#flags").styles.height = p.flags
+        chart = self.query_one("#chart", PlotextPlot)
+        chart.display = p.chart > 0
+        chart.styles.height = max(p.chart, 1)
+        self._chart_key = None
+        self.refresh_view()
+
+    # ------------------------------------------------------------------ showing
+    def assignments(self) -> list[tuple[str, str]]:
+        """Which panel each visible slot shows: output first, the rest rotated by `v`.
+
+        The input panel is left out while the op has no array input (init ops).
+        """
+        n = min(self.plan.slots, MAX_SLOTS, len(self.slots))
+        rest = [s for s in self.slots[1:] if s[0] != view.IN or view.has_input(self.source)]
+        k = self.rotation % len(rest)
+        rest = rest[k:] + rest[:k]
+        return [self.slots[0], *rest[: n - 1]]
+
+    def refresh_view(self) -> None:
+        """Push the view model of the cursor to every visible widget (each skips no-ops)."""
+        if self.running or self.plan.too_small:
+            return
+        src = self.source
+        self.query_one(OpCardView).show(view.op_card(src))
+        panels = list(self.query(MatrixPanel))
+        for panel, (key, title) in zip(panels, self.assignments(), strict=False):
+            panel.show(view.panel(src, key, title))
+        self.query_one(FlagsView).show(view.flags(src), len(src.history))
+        self._show_status()
+        self._show_chart()
+
+    def _show_status(self) -> None:
+        src = self.source
+        loss = src.history.view(0, len(src.history)).loss
+        self.query_one(StatusLine).show(view.status(src, self.label), loss, self.note,
+                                        self.running)
+
+    def _show_chart(self) -> None:
+        chart = self.query_one(PlotextPlot)
+        if not chart.display:
+            return
+        src = self.source
+        width = max(10, chart.size.width - 10)
+        key = (len(src.history), src.iteration, self.series, width)
+        if key != self._chart_key:
+            self._chart_key = key
+            marker = src.iteration if src.iteration >= 0 else None
+            chart.set_series(view.chart(src.history, view.SERIES[self.series], width, marker))
+
+    # ------------------------------------------------------------------ moves
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a job runs, moves are disabled (None greys them) and pause appears."""
+        if action == "pause":
+            return bool(self.running)
+        if action in MOVES and self.running:
+            return None
+        return True
+
+    def _move(self, fn: Callable[[], object], stuck: str = "at the end of the trace") -> None:
+        """Run one short move on the UI thread; `stuck` is shown when it returns False."""
+        if self.running:
+            self.app.bell()
+            return
+        try:
+            result = fn()
+        except (ValueError, IndexError, KeyError) as exc:
+            self.note = f"cannot move: {exc}"
+            self.notify(str(exc), title="cannot move", severity="warning")
+        else:
+            self.note = stuck if result is False else ""
+        self.refresh_view()
+
+    def action_step(self) -> None:
+        self._move(self.source.step)
+
+    def action_back(self) -> None:
+        self._move(self.source.back, "at the first op")
+
+    def action_phase(self) -> None:
+        self._move(self.source.next_phase)
+
+    def action_iteration(self) -> None:
+        self._move(self.source.next_iteration)
+
+    def action_series(self) -> None:
+        self.series = (self.series + 1) % len(view.SERIES)
+        self.refresh_view()
+
+    def action_cycle(self) -> None:
+        self.rotation += 1
+        self.refresh_view()
+
+    def action_toggle_chart(self) -> None:
+        self.chart_on = not self.chart_on
+        self.apply_plan(self.size.width, self.size.height)
+
+    def action_pause(self) -> None:
+        if self.running:
+            self._pause_requested = True
+            self.running = "pausing…"
+            self._show_status()
+
+    def action_continue(self) -> None:
+        self._start("continue", 0)
+
+    def action_run(self) -> None:
+        self._ask(PromptScreen("Run how many iterations?", "e.g. 100", minimum=1), "run")
+
+    def action_goto(self) -> None:
+        self._ask(PromptScreen("Jump to iteration", "0, 1, … (-1 = the init ops)", minimum=-1),
+                  "jump")
+
+    def _ask(self, prompt: PromptScreen, kind: str) -> None:
+        """Open a number prompt, handing it whatever was typed since g / r (see on_key)."""
+        def answered(value: int | None) -> None:
+            self._prompt = None
+            if value is not None:
+                self._start(kind, value)
+
+        self._prompt = prompt
+        for key, char in self._typeahead:
+            prompt.feed(key, char)
+        self._typeahead.clear()
+        self._awaiting_prompt = False
+        self.app.push_screen(prompt, answered)
+
+    def on_key(self, event: Key) -> None:
+        """Keep type-ahead for prompts: "g 1 2 enter" typed fast must still jump to 12.
+
+        Key events reach this handler before their bindings run, so "1" can arrive
+        before g's prompt exists; such keys are buffered, then fed to the prompt.
+        """
+        typeable = event.key in ("enter", "backspace") or event.is_printable
+        if self._prompt is not None or self._awaiting_prompt:
+            if typeable:
+                if self._prompt is not None:
+                    self._prompt.feed(event.key, event.character)
+                else:
+                    self._typeahead.append((event.key, event.character))
+                event.stop()
+                event.prevent_default()
+        elif event.key in ("g", "r") and not self.running:
+            self._awaiting_prompt = True
+
+    # ------------------------------------------------------------------ long work
+    def _start(self, kind: str, arg: int) -> None:
+        if self.running:
+            return
+        self._pause_requested = False
+        self._job_kind = kind
+        self._rate = (time.perf_counter(), len(self.source.history))
+        self.running = f"{kind}… (space to pause)"
+        self.note = ""
+        self.refresh_bindings()
+        self._show_status()
+        chart = self.query_one(PlotextPlot)
+        width = max(10, chart.size.width - 10) if chart.display else None
+        self._job(kind, arg, view.SERIES[self.series], width)
+
+    @work(thread=True, exclusive=True, group="long", exit_on_error=False)
+    def _job(self, kind: str, arg: int, series: str, width: int | None) -> Outcome:
+        """Runs in a thread: the only code touching the source until it returns."""
+        src = self.source
+        start = src.iteration
+        last = [0.0]
+
+        def should_stop() -> bool:  # polled by the engine between blocks of iterations
+            now = time.perf_counter()
+            if now - last[0] >= 0.1:
+                last[0] = now
+                chart = None if width is None else view.chart(src.history, series, width, None)
+                try:
+                    self.app.call_from_thread(self._progress, len(src.history), chart)
+                except RuntimeError:  # the app is closing
+                    return True
+            return self._pause_requested
+
+        event = None
+        if kind == "continue":
+            event = src.run_until(should_stop=should_stop)
+        elif kind == "run":
+            src.run(arg, should_stop=should_stop)
+        else:
+            ahead = arg - max(src.iteration + 1, 0)
+            bounded = getattr(src, "end", None) is not None  # a replay: nothing to run ahead
+            if arg > len(src.history) and ahead > 0 and not bounded:  # pausable blocks first
+                src.run_until(lambda events: None, max_iters=ahead, should_stop=should_stop)
+            if not self._pause_requested:
+                src.jump(arg, 0)
+        return Outcome(kind, event, self._pause_requested, start)
+
+    def _progress(self, frontier: int, chart: view.Series | None) -> None:
+        t0, n0 = self._rate
+        dt = time.perf_counter() - t0
+        speed = (frontier - n0) / dt if dt > 0 else 0.0
+        what = "pausing…" if self._pause_requested else f"{self._job_kind}… (space to pause)"
+        self.running = f"running {what}  ran {frontier} · {speed:,.0f} it/s"
+        self._show_status()
+        if chart is not None:
+            self.query_one(PlotextPlot).set_series(chart)
+            self._chart_key = None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "long" or event.state in (WorkerState.PENDING,
+                                                           WorkerState.RUNNING):
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.note = self._describe(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            self.note = f"error: {event.worker.error}"
+            self.notify(str(event.worker.error), title="cannot do that", severity="error")
+        else:
+            self.note = "cancelled"
+        self.running = ""
+        self._pause_requested = False
+        self.refresh_bindings()
+        self.refresh_view()
+
+    def _describe(self, out: Outcome) -> str:
+        src = self.source
+        if out.paused:
+            return f"paused at it {src.iteration}"
+        if out.kind == "continue":
+            if out.event is None:
+                return "no flag fired"
+            return f"stopped on {view.FLAG_LABEL.get(out.event.kind, out.event.kind)}"
+        if out.kind == "run":
+            return f"ran {max(0, src.iteration - max(out.start, 0))} iterations"
+        return f"jumped to it {src.iteration}"

@@ -1,0 +1,8 @@
+"""Thin Textual widgets over the pure-Rich renderables."""
+
+from tui_backprop.widgets.matrix_panel import HeatmapCache, MatrixPanel
+from tui_backprop.widgets.plot import PlotextPlot
+from tui_backprop.widgets.strips import FlagsView, OpCardView, StatusLine
+
+__all__ = ["FlagsView", "HeatmapCache", "MatrixPanel", "OpCardView", "PlotextPlot",
+           "StatusLine"]

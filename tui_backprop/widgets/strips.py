@@ -1,0 +1,81 @@
+"""The one-line-ish widgets: status line, op card and flags strip.
+
+Each is a thin Widget over a renderable; `show()` ignores data equal to what is
+already on screen, so a step repaints only the strips that changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.console import RenderableType
+from rich.text import Text
+from textual.widget import Widget
+
+from tui_backprop.renderables.flags import FlagsStrip
+from tui_backprop.renderables.opcard import OpCard
+from tui_backprop.renderables.sparkline import spark_text
+from tui_backprop.view import FlagLine, OpCardData, StatusData
+
+
+class _Strip(Widget):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.data: Any = None
+
+    def _changed(self, data: Any) -> bool:
+        if data == self.data:
+            return False
+        self.data = data
+        self.refresh()
+        return True
+
+
+class OpCardView(_Strip):
+    def show(self, data: OpCardData) -> None:
+        self._changed(data)
+
+    def render(self) -> RenderableType:
+        return OpCard(self.data) if self.data else ""
+
+
+class FlagsView(_Strip):
+    def show(self, lines: list[FlagLine], scanned: int) -> None:
+        self._changed((tuple(lines), scanned))
+
+    def render(self) -> RenderableType:
+        if self.data is None:
+            return ""
+        lines, scanned = self.data
+        return FlagsStrip(list(lines), scanned)
+
+
+class StatusLine(_Strip):
+    """Where the cursor is; while a worker runs, its progress and speed instead."""
+
+    def show(self, data: StatusData, loss: np.ndarray | None = None, note: str = "",
+             running: str = "") -> None:
+        tail = None if loss is None else (len(loss), float(loss[-1]) if len(loss) else 0.0)
+        if self._changed((data, tail, note, running)):
+            self._loss = loss
+
+    def render(self) -> RenderableType:
+        if self.data is None:
+            return ""
+        d, tail, note, running = self.data
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f" {d.label} ", "reverse")
+        if running:
+            t.append(f" {running}", "bold")
+            return t
+        it = "init" if d.iteration < 0 else f"it {d.iteration}"
+        t.append(f" {it} │ {d.phase} │ op {d.index + 1}/{d.count} {d.op} │ ")
+        if note:  # before the loss: at 80 columns the tail is what gets cut
+            t.append(note, "bold")
+            t.append(" │ ")
+        if tail and tail[0]:
+            t.append(f"loss {tail[1]:.4g} ")
+            t.append_text(spark_text(self._loss[-240:], 12))
+            t.append(f" │ history {d.frontier}")
+        return t
