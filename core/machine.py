@@ -203,7 +203,7 @@ def _run_recorded(ops: tuple[Op, ...], kernels: list, buf: dict, frame: Frame,
     caught: list[str] = []
 
     def on_error(kind: str, flag: int) -> None:
-        caught.append(kind)
+        caught.append(kind.split()[0])  # "divide by zero" -> "divide", "invalid value" -> "invalid"
 
     old = np.seterrcall(on_error)
     try:

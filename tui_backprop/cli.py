@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        if not argv:
-            argv = ["run"]
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+            argv = ["run", *argv]  # `tui-backprop --preset X` means `tui-backprop run --preset X`
         args = parser.parse_args(argv)
         if args.command is None:
             args = parser.parse_args(["run", *argv])
