@@ -165,7 +165,8 @@ def _check_detect(det: dict[str, Any]) -> dict[str, Any]:
     if det["saturation_share"] > 1:
         raise ConfigError("saturation_share must be <= 1")
     det["rise_iters"] = int(_number("rise_iters", det["rise_iters"], lo=2, integer=True))
-    det["window"] = int(_number("window", det["window"], lo=4, integer=True))
+    # saturation is sampled every 32 iterations (machine.SAT_EVERY): a window must see a sample
+    det["window"] = int(_number("window", det["window"], lo=32, integer=True))
     return det
 
 

@@ -32,29 +32,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import platform
 import sqlite3
-import tempfile
-import time
 import zlib
 from bisect import bisect_right
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.config import Config, ConfigError, Detect
-from core.datasets import BUILTIN, MAX_CLASSES, Dataset, make_dataset
-from core.detectors import KINDS, Event, scan
+from core.config import Config, ConfigError
+from core.datasets import BUILTIN, MAX_CLASSES, Dataset
+from core.detectors import KINDS, Event
 from core.history import History, MetricsBlock
-from core.machine import SAT_EVERY, Machine
+from core.machine import SAT_EVERY
 from core.program import Program, build_program
-from core.stepper import locate_nan
 
 FORMAT_VERSION = 1
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
@@ -377,195 +370,6 @@ class TraceReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Recorder:
-    """Trains a run headless into a trace, with flat memory.
-
-    Only the current block of metrics and the window the detectors read stay in
-    RAM; blocks, checkpoints and events go to SQLite (WAL) and are committed at
-    least every `commit_s` seconds, so a killed recorder loses under a second.
-    The new file is built under a temporary name and moved into place once its
-    config, dataset and first checkpoint are written: a failed start, or one
-    with --force, never destroys an existing trace.
-    """
-
-    def __init__(self, path: str | Path, cfg: Config, data: Dataset | None = None, *,
-                 force: bool = False, every: int | None = None, block: int = BLOCK,
-                 target: int = 0, commit_s: float = 1.0) -> None:
-        self.path, self.cfg, self.commit_s = Path(path), cfg, commit_s
-        data = data or make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
-        rows = len(data.labels) if cfg.limit == 0 else min(cfg.limit, len(data.labels))
-        data = Dataset(data.name, data.X[:rows], data.labels[:rows], data.n_classes)
-        self.m = Machine(cfg, data)
-        self.m.init()
-        prog = self.m.program
-        self.every, self.block = every or choose_every(prog), block
-        self.layer_ops = [f"dL/dW{l}" for l in range(1, prog.depth + 1)]
-        self.rows_kept = block + 8 * cfg.detect.window + cfg.detect.rise_iters
-        self.hist, self.base, self.scanned = History(prog.depth, self.rows_kept), 0, 0
-        self.flags: Counter[str] = Counter()
-        self.loss = math.nan
-        self.committed = 0
-        meta = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()),
-                "dataset": "builtin" if cfg.dataset in BUILTIN else "arrays", "rows": rows,
-                "inputs": data.X.shape[1], "n_classes": data.n_classes,
-                "dataset_sha256": dataset_digest(data), "checkpoint_every": self.every,
-                "block_size": block, "status": "recording", "target": target,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "writer": "tui-backprop", "numpy": np.__version__,
-                "machine": f"{platform.system()} {platform.machine()}"}
-        self.db = self._create(force, meta, None if meta["dataset"] == "builtin" else data)
-        self.last_commit = time.monotonic()
-
-    @property
-    def pos(self) -> int:
-        """Iterations recorded so far (the next one to run)."""
-        return self.m.pos
-
-    def _create(self, force: bool, meta: dict[str, Any], data: Dataset | None
-                ) -> sqlite3.Connection:
-        target = self.path
-        if target.is_dir():
-            raise TraceError(f"{target} is a directory")
-        if target.exists() and not force:
-            raise TraceError(f"{target} exists; pass --force to overwrite it")
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                       dir=target.parent)
-            os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            con = sqlite3.connect(tmp)
-            try:
-                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                con.executescript(SCHEMA)
-                con.executemany("INSERT INTO meta VALUES (?, ?)",
-                                [(k, str(v)) for k, v in meta.items()])
-                if data is not None:
-                    con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
-                                    [("X", *encode(data.X.astype("<f8"))),
-                                     ("labels", *encode(data.labels.astype("<i8")))])
-                self._checkpoint(con)
-                con.commit()
-            finally:
-                con.close()
-            for suffix in ("-wal", "-shm", "-journal"):  # an old log must not replay on us
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-            os.replace(tmp, target)
-            con = sqlite3.connect(target)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a killed process
-            return con
-        except (sqlite3.Error, OSError) as exc:
-            if tmp is not None:
-                for suffix in ("", "-journal"):
-                    Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-            raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
-
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """A failed write (full disk, vanished folder) ends recording; commits stay."""
-        try:
-            yield
-        except (sqlite3.Error, OSError) as exc:
-            with suppress(sqlite3.Error):
-                self.db.rollback()
-                self.db.close()
-            kept = (f"kept iterations 0..{self.committed - 1}" if self.committed
-                    else "no iterations were committed")
-            raise TraceError(f"cannot write {self.path}: {_reason(exc)}; {kept}") from None
-
-    def run(self, count: int, should_stop: Callable[[], bool] | None = None,
-            progress: Callable[[Recorder], None] | None = None) -> None:
-        """Record `count` more iterations, or until should_stop() (polled every ~50 ms)."""
-        end, chunk = self.pos + count, 16
-        while self.pos < end and not (should_stop is not None and should_stop()):
-            a = self.pos
-            b = min(end, a + chunk, (a // self.every + 1) * self.every,
-                    (a // self.block + 1) * self.block)
-            t0 = time.perf_counter()
-            metrics = self.m.run_fast(b - a)
-            chunk = max(1, min(1 << 16, int((b - a) * 0.05 / max(time.perf_counter() - t0,
-                                                                    1e-6))))
-            self.loss = float(metrics.loss[-1])
-            self.hist.append(replace(metrics, start=a - self.base))
-            with self._writing():
-                if b % self.every == 0:
-                    self._checkpoint(self.db)
-                if b % self.block == 0:
-                    self._flush()
-                    self._trim()
-                if time.monotonic() - self.last_commit >= self.commit_s:
-                    self.commit()
-            if progress is not None:
-                progress(self)
-
-    def _checkpoint(self, con: sqlite3.Connection) -> None:
-        con.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-                        [(self.pos, k, *encode(v)) for k, v in self.m.snapshot().items()])
-
-    def _saved(self, i: int) -> tuple[int, dict[str, np.ndarray]]:
-        """The latest checkpoint at or before iteration i, read back (to locate a NaN)."""
-        rows = self.db.execute("SELECT iteration, name, dtype, shape, data, crc FROM checkpoints "
-                               "WHERE iteration = (SELECT max(iteration) FROM checkpoints "
-                               "WHERE iteration <= ?)", (i,)).fetchall()
-        return rows[0][0], {r[1]: decode("checkpoint", *r[2:]).astype(self.cfg.dtype)
-                            for r in rows}
-
-    def _flush(self) -> None:
-        """Scan new rows for events and (re)write the current block, full or partial."""
-        det, base = self.cfg.detect, self.base
-        for e in scan(self.hist, self.scanned - base, self.pos - base, det, self.layer_ops):
-            e = replace(e, iteration=e.iteration + base)
-            if e.kind == "nan":
-                e = locate_nan(self.m, *self._saved(e.iteration), e)
-            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)",
-                            (e.iteration, e.op, e.kind, e.detail))
-            self.flags[e.kind] += 1
-        self.scanned = self.pos
-        start = self.pos - 1 - (self.pos - 1) % self.block
-        rows = metrics_rows(replace(self.hist.view(start - base), start=start), self.m.program.n)
-        self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [(start, self.pos - start, *r) for r in rows])
-
-    def _trim(self) -> None:
-        """Drop rows the detectors will not read again."""
-        keep = scan_tail(self.pos, self.cfg.detect)
-        tail = self.hist.view(keep - self.base)
-        self.hist = History(self.hist.depth, self.rows_kept)
-        self.hist.append(replace(tail, start=0))
-        self.base = keep
-
-    def commit(self) -> None:
-        if self.pos > self.committed and self.pos % self.block:
-            self._flush()
-        self.db.commit()
-        self.committed, self.last_commit = self.pos, time.monotonic()
-
-    def close(self, status: str = "complete") -> None:
-        """Write the tail, a checkpoint at the end and the status; leave one plain file."""
-        with self._writing():
-            if self.pos % self.every:
-                self._checkpoint(self.db)
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'status'", (status,))
-            self.commit()
-            with suppress(sqlite3.Error):  # fold the WAL in: one plain file (unless a reader
-                self.db.execute("PRAGMA journal_mode=DELETE")  # holds it open: then WAL stays)
-            self.db.close()
-
-
-def scan_tail(start: int, det: Detect) -> int:
-    """The first row scan() needs to find the events from `start` on, as on the full history.
-
-    scan() looks back two windows (a window of edges before `start`, each with a
-    window of reference) plus rise_iters, and aligns its medians to the window;
-    four windows, aligned, leave a margin.  tests/core/test_trace.py checks this.
-    """
-    w = det.window
-    return max(0, (start - 4 * w - det.rise_iters) // w * w)
 
 
 def _reason(exc: BaseException) -> str:

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from core.recorder import Recorder
 from core.replay import Replay
-from core.trace import Recorder, TraceError, TraceReader
+from core.trace import TraceError, TraceReader
 from tui_backprop.cli import export_names, non_negative
 from tui_backprop.options import config_from_args
 

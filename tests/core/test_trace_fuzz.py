@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from core.config import Config
+from core.recorder import Recorder
 from core.replay import Replay
-from core.trace import FORMAT_VERSION, Recorder, TraceError, TraceReader
+from core.trace import FORMAT_VERSION, TraceError, TraceReader
 from tui_backprop import cli
 
 CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")  # has events
