@@ -10,7 +10,7 @@ runs only the ops the update needs (see `Program.live_ops`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -31,8 +31,9 @@ class Hyper:
     # Python-float copies of scalar outputs, so the fast path reads metrics
     # without NumPy item access (set by the loss and norm kernels)
     loss: float = 0.0
-    w_sq: list[float] = field(default_factory=list)
-    grad_norm: list[float] = field(default_factory=list)
+    # views over the w_sq and grad_norm buffers (set when those kernels are bound)
+    w_sq: Sequence[float] = ()
+    grad_norm: Sequence[float] = ()
 
 
 Kernel = Callable[[Buffers, Hyper], Callable[[], None]]
@@ -228,14 +229,12 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             def run() -> None:
                 out[0] = hp.loss = data()
         elif l2:  # Σ W² per layer is kept in w_sq: the fast path's ‖W‖ for free
+            hp.w_sq = wsq
+
             def run() -> None:
-                sq = []
-                for f in flats:
-                    sq.append(float(f.dot(f)))
-                hp.w_sq = sq
                 total = 0.0
-                for i, v in enumerate(sq):
-                    wsq[i] = v
+                for i, f in enumerate(flats):
+                    wsq[i] = v = float(f.dot(f))
                     total += v
                 out[0] = hp.loss = data() + coeff * total
         else:
@@ -405,25 +404,20 @@ def _grad_w(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, in
 def _grad_norm(params: list[str], grads: list[str], depth: int) -> Op:
     """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check."""
     def bind(b: Buffers, hp: Hyper):
-        out = _cells(b["grad_norm"])
+        hp.grad_norm = out = _cells(b["grad_norm"])
         layers = [[b[g].reshape(-1) for p, g in zip(params, grads, strict=True)
                    if int(p[1:]) == l] for l in range(1, depth + 1)]
         if all(len(fs) == 1 for fs in layers):
             flats = [fs[0] for fs in layers]
 
             def run() -> None:
-                norms = []
                 for i, f in enumerate(flats):
-                    out[i] = v = math.sqrt(float(f.dot(f)))
-                    norms.append(v)
-                hp.grad_norm = norms
+                    out[i] = math.sqrt(float(f.dot(f)))
             return run
 
         def run_bias() -> None:
-            hp.grad_norm = norms = [math.sqrt(sum(float(f.dot(f)) for f in fs))
-                                    for fs in layers]
-            for i, v in enumerate(norms):
-                out[i] = v
+            for i, fs in enumerate(layers):
+                out[i] = math.sqrt(sum(float(f.dot(f)) for f in fs))
         return run_bias
 
     return Op("grad_norm", "‖dL/dW‖", "update", "‖dL/dWₗ‖ = √(Σ dL/dWₗ²) per layer",

@@ -291,9 +291,9 @@ def locate_nan(m: Machine, base: int, params: dict[str, np.ndarray], event: Even
 def frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     """The metrics row of a materialized iteration, computed as the fast path does.
 
-    Call it right after `m.materialize()`: loss and gradient norms are the kernels'
-    Python floats (as the fast path reads them), not the buffers, which round them
-    to float32 in a float32 run.
+    Call it right after `m.materialize()`: the loss is the kernel's Python float (as
+    the fast path reads it), not the buffer, which rounds it to float32 in a float32
+    run; gradient norms are read from their buffer by both.
     """
     with np.errstate(all="ignore"):  # NaN/overflow here is data, already flagged
         return _frame_metrics(m, frame)
@@ -304,7 +304,7 @@ def _frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     block = MetricsBlock.empty(frame.iteration, 1, depth)
     block.loss[0] = m.hp.loss
     block.lr[0] = m.cfg.lr_at(frame.iteration)
-    block.grad_norm[0] = m.hp.grad_norm
+    block.grad_norm[0] = list(m.hp.grad_norm)
     out = frame.value(f"h{depth}")
     pred = out.argmax(1)
     block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)
