@@ -63,6 +63,8 @@ def add_trace_commands(sub: argparse._SubParsersAction,
     rep.add_argument("--iteration", type=non_negative, metavar="I",
                      help="start at this iteration (default: the init ops)")
     rep.add_argument("--op", metavar="NAME", help="start at this op (key or name, e.g. dL/dW1)")
+    rep.add_argument("--mouse", action="store_true",
+                     help="enable mouse support (off by default: keyboard-first, SSH-safe)")
     rep.set_defaults(func=cmd_replay)
 
 
@@ -225,7 +227,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rp.close()
         raise TraceError("replay needs the app (tui_backprop.app), which is not installed"
                          ) from None
-    return run_replay(rp)
+    return run_replay(rp, mouse=args.mouse)
 
 
 def trace_export(path: str, iteration: int | None) -> dict[str, np.ndarray]:
