@@ -54,7 +54,14 @@ def _relu_d(z: Array, out: Array) -> None:  # 1 where z > 0, from the input
 
 
 def _sig_scalar(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+    try:  # like the kernel: exp(−z) overflowing to inf gives exactly 0
+        return 1.0 / (1.0 + math.exp(-z))
+    except OverflowError:
+        return 0.0
+
+
+def _relu_d_scalar(z: float, h: float) -> float:
+    return z if z != z else (1.0 if z > 0 else 0.0)  # heaviside keeps NaN
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("tanh", "tanh", "1−{h}²", "h", _tanh, _tanh_d, math.tanh,
                        lambda z, h: 1.0 - h * h, "|outputs| above 0.99"),
     "relu": Activation("relu", "relu", "[{z}>0]", "z", _relu, _relu_d, lambda z: max(z, 0.0),
-                       lambda z, h: 1.0 if z > 0 else 0.0, "outputs stuck at 0"),
+                       _relu_d_scalar, "outputs stuck at 0"),
 }
 
 
@@ -107,14 +114,55 @@ class Loss:
     dhdz_text: str
     dz_text: str
     fused: bool  # True: dL/dz computed directly, dL/dh and dh/dz are display-only
+    # element forms, for drill-down: the kernels' arithmetic on one entry
+    scalar_dh: Callable[[float, float, float], float]  # (h, y, 1/N) -> dL/dh
+    dh_scalar_text: str  # dL/dh of one entry, in {h}, {y}, {n}
+    terms: Callable[[Array, Array, Array], Array]  # (h, z, y or labels) -> data terms
+    term_text: str  # one data term, in {h}, {y}, {z}
+    data_scale: Callable[[int], float]  # Σ terms · this = the data term of L
+
+
+def _mse_dh(h: float, y: float, inv: float) -> float:  # the loss left h − y; then ·1/N
+    return (h - y) * inv
+
+
+def _ce_dh(h: float, y: float, inv: float) -> float:  # written only where y ≠ 0
+    if y == 0:
+        return 0.0
+    q = y / h if h != 0 else math.copysign(math.inf, y) * math.copysign(1.0, h)
+    return q * -inv
+
+
+def scalar_fused_dz(h: float, y: float, inv: float) -> float:
+    """dL/dz of one entry under softmax·CE: (h − y)·1/N, as the kernel computes it."""
+    return (h - y) * inv
+
+
+def mse_terms(h: Array, z: Array, y: Array) -> Array:
+    """(y − h)² per entry, in float64: Σ of these / 2N is the data term."""
+    d = h.astype(np.float64) - y
+    return d * d
+
+
+def ce_terms(h: Array, z: Array, labels: Array) -> Array:
+    """−log h[n, yₙ] per row via log-sum-exp of z (finite whenever z is), in float64."""
+    z = z.astype(np.float64)
+    with np.errstate(all="ignore"):  # NaN/inf rows are data, shown as such
+        m = z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
+    return lse - z[np.arange(len(z)), labels]
 
 
 LOSSES: dict[str, Loss] = {
     "mse": Loss("mse", "sigmoid", "L = Σ(y−{h})²/2N", "dL/d{h} = −(y−{h})/N",
-                "d{h}/d{z} = {h}(1−{h})", "dL/d{z} = dL/d{h} ⊙ d{h}/d{z}", fused=False),
+                "d{h}/d{z} = {h}(1−{h})", "dL/d{z} = dL/d{h} ⊙ d{h}/d{z}", fused=False,
+                scalar_dh=_mse_dh, dh_scalar_text="−({y} − {h})/{n}", terms=mse_terms,
+                term_text="({y} − {h})²", data_scale=lambda n: 0.5 / n),
     "ce": Loss("ce", "softmax", "L = −Σ y·log {h} / N", "dL/d{h} = −y/(N·{h})",
                "d{h}/d{z} = diag({h}) − {h}{h}ᵀ (per row)",
-               "dL/d{z} = ({h} − y)/N  (softmax·CE fused)", fused=True),
+               "dL/d{z} = ({h} − y)/N  (softmax·CE fused)", fused=True,
+               scalar_dh=_ce_dh, dh_scalar_text="−{y}/({n}·{h})", terms=ce_terms,
+               term_text="−log {h}", data_scale=lambda n: 1.0 / n),
 }
 
 
@@ -180,6 +228,17 @@ class Regularizer:
         """Factor turning Σ-penalties into the loss term: λ·(this)."""
         return 1.0 / (2 * n) if self.name == "l2" else 1.0 / n
 
+    def terms(self, w: Array) -> Array:
+        """W² (l2) or |W| (l1) per entry, in float64: the summands of the penalty."""
+        w = w.astype(np.float64)
+        return w * w if self.name == "l2" else np.abs(w)
+
+    def scalar_grad(self, w: float, coeff: float) -> float:
+        """One entry of `grad`: coeff·w (l2) or coeff·sign(w) (l1)."""
+        if self.name == "l2":
+            return w * coeff
+        return coeff * (w if w != w else float(np.sign(w)))
+
 
 REGULARIZERS: dict[str, Regularizer] = {
     "l2": Regularizer("l2", "λ·Σ‖W‖²/2N", "λ·{W}/N"),
@@ -200,8 +259,44 @@ def init_weights(scheme: str, rng: np.random.Generator, fan_in: int, fan_out: in
         out[...] = rng.standard_normal((fan_in, fan_out)) * math.sqrt(2.0 / fan_in)
 
 
+def init_scalar(scheme: str, w: float, fan_in: int, fan_out: int
+                ) -> tuple[str, str, str, float, float]:
+    """One initial weight as (symbols, numbers with {d} for the draw, law, draw, value).
+
+    The seeded draw is recovered from the weight by undoing the scheme's scale.
+    """
+    if scheme == "uniform":
+        u = w * math.sqrt(fan_in)
+        return (f"u/√{fan_in}", f"{{d}}/√{fan_in}", "u ~ U(−1,1): one seeded draw", u,
+                u / math.sqrt(fan_in))
+    if scheme == "xavier":
+        a = math.sqrt(6.0 / (fan_in + fan_out))
+        return ("u", "{d}", f"u ~ U(±{a:.4g}), {a:.4g} = √(6/({fan_in}+{fan_out})): one "
+                "seeded draw", w, w)
+    s = math.sqrt(2.0 / fan_in)
+    return (f"ε·√(2/{fan_in})", f"{{d}}·{s:.4g}", "ε ~ N(0,1): one seeded draw", w / s,
+            (w / s) * s)
+
+
 INIT_TEXT = {
     "uniform": "{W} ~ U(−1,1)/√{fan_in}",
     "xavier": "{W} ~ U(±√(6/({fan_in}+{fan_out})))",
     "he": "{W} ~ N(0,1)·√(2/{fan_in})",
 }
+
+
+# --------------------------------------------------------------------------- clipping and SGD
+# Element forms of the update ops bound in core/program.py (`_clip`, `_sgd`).
+def clip_norm_scale(total: float, c: float) -> float:
+    """The factor clip-by-norm multiplies every gradient by: c/‖g‖ above c, else 1."""
+    return c / total if total > c else 1.0  # NaN compares False: nothing rescaled
+
+
+def clip_value(g: float, c: float) -> float:
+    """np.clip(g, −c, c) on one entry (NaN stays NaN)."""
+    return g if g != g else min(max(g, -c), c)
+
+
+def sgd_step(w: float, g: float, lr: float) -> float:
+    """w − η·g, with the kernel's order of operations (η·g first)."""
+    return w - g * lr

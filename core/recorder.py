@@ -2,6 +2,8 @@
 
 Memory stays flat: only the current block of metrics and the window the
 detectors read live in RAM; everything else goes to SQLite as it is made.
+A knob schedule (core/knobs.py) is recorded with the run: each config segment
+runs on its own Machine, with a checkpoint and a "knob" event where it starts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from core import knobs as kn
 from core.config import Config, Detect
 from core.datasets import BUILTIN, Dataset, make_dataset
 from core.detectors import scan
@@ -31,10 +34,10 @@ from core.stepper import locate_nan
 from core.trace import (
     APPLICATION_ID,
     BLOCK,
-    FORMAT_VERSION,
     SCHEMA,
     TraceError,
     _reason,
+    batch_rows_column,
     choose_every,
     dataset_digest,
     decode,
@@ -56,12 +59,17 @@ class Recorder:
 
     def __init__(self, path: str | Path, cfg: Config, data: Dataset | None = None, *,
                  force: bool = False, every: int | None = None, block: int = BLOCK,
-                 target: int = 0, commit_s: float = 1.0) -> None:
+                 target: int = 0, commit_s: float = 1.0,
+                 knobs: kn.Schedule | None = None) -> None:
         self.path, self.cfg, self.commit_s = Path(path), cfg, commit_s
+        self.knobs: kn.Schedule = list(knobs or [])
+        kn.check(cfg, self.knobs)
         data = data or make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
         rows = len(data.labels) if cfg.limit == 0 else min(cfg.limit, len(data.labels))
         data = Dataset(data.name, data.X[:rows], data.labels[:rows], data.n_classes)
-        self.m = Machine(cfg, data)
+        self.rows = rows
+        self.m = Machine(cfg, data)  # the active machine: the one of the current segment
+        self._machines = {cfg: self.m}
         self.m.init()
         prog = self.m.program
         self.every, self.block = every or choose_every(prog), block
@@ -71,7 +79,7 @@ class Recorder:
         self.flags: Counter[str] = Counter()
         self.loss = math.nan
         self.committed = 0
-        meta = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()),
+        meta = {"format_version": 2 if self.knobs else 1, "config": json.dumps(cfg.to_dict()),
                 "dataset": "builtin" if cfg.dataset in BUILTIN else "arrays", "rows": rows,
                 "inputs": data.X.shape[1], "n_classes": data.n_classes,
                 "dataset_sha256": dataset_digest(data), "checkpoint_every": self.every,
@@ -79,6 +87,8 @@ class Recorder:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "writer": "tui-backprop", "numpy": np.__version__,
                 "machine": f"{platform.system()} {platform.machine()}"}
+        if self.knobs:
+            meta["knobs"] = kn.to_json(cfg, self.knobs)
         self.db = self._create(force, meta, None if meta["dataset"] == "builtin" else data)
         self.last_commit = time.monotonic()
 
@@ -86,6 +96,24 @@ class Recorder:
     def pos(self) -> int:
         """Iterations recorded so far (the next one to run)."""
         return self.m.pos
+
+    def _machine(self, i: int) -> Machine:
+        """The machine of iteration i's config (built on first use)."""
+        cfg = kn.config_at(self.cfg, self.knobs, i)
+        if cfg not in self._machines:
+            self._machines[cfg] = Machine(cfg, self.m.data)
+        return self._machines[cfg]
+
+    def _enter_segment(self) -> None:
+        """At a knob change: move the state to its machine and log the change."""
+        new = self._machine(self.pos)
+        if new is not self.m:
+            new.restore(self.m.snapshot(), self.m.pos)
+            ev = kn.event(self.pos, self.m.cfg, new.cfg)
+            self.m = new
+            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)",
+                            (ev.iteration, ev.op, ev.kind, ev.detail))
+            self.flags[kn.KIND] += 1
 
     def _create(self, force: bool, meta: dict[str, Any], data: Dataset | None
                 ) -> sqlite3.Connection:
@@ -146,10 +174,14 @@ class Recorder:
             progress: Callable[[Recorder], None] | None = None) -> None:
         """Record `count` more iterations, or until should_stop() (polled every ~50 ms)."""
         end, chunk = self.pos + count, 16
+        starts = [s for s, _ in self.knobs]
         while self.pos < end and not (should_stop is not None and should_stop()):
             a = self.pos
+            if a in starts:
+                with self._writing():
+                    self._enter_segment()
             b = min(end, a + chunk, (a // self.every + 1) * self.every,
-                    (a // self.block + 1) * self.block)
+                    (a // self.block + 1) * self.block, next((s for s in starts if s > a), end))
             t0 = time.perf_counter()
             metrics = self.m.run_fast(b - a)
             chunk = max(1, min(1 << 16, int((b - a) * 0.05 / max(time.perf_counter() - t0,
@@ -157,7 +189,7 @@ class Recorder:
             self.loss = float(metrics.loss[-1])
             self.hist.append(replace(metrics, start=a - self.base))
             with self._writing():
-                if b % self.every == 0:
+                if b % self.every == 0 or b in starts:  # a segment re-runs from its start
                     self._checkpoint(self.db)
                 if b % self.block == 0:
                     self._flush()
@@ -184,14 +216,16 @@ class Recorder:
         det, base = self.cfg.detect, self.base
         for e in scan(self.hist, self.scanned - base, self.pos - base, det, self.layer_ops):
             e = replace(e, iteration=e.iteration + base)
-            if e.kind == "nan":
-                e = locate_nan(self.m, *self._saved(e.iteration), e)
+            if e.kind == "nan":  # the saved state is in e's segment: one is kept at each start
+                e = locate_nan(self._machine(e.iteration), *self._saved(e.iteration), e)
             self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)",
                             (e.iteration, e.op, e.kind, e.detail))
             self.flags[e.kind] += 1
         self.scanned = self.pos
         start = self.pos - 1 - (self.pos - 1) % self.block
-        rows = metrics_rows(replace(self.hist.view(start - base), start=start), self.m.program.n)
+        per = (batch_rows_column(self.cfg, self.knobs, self.rows, start, self.pos - start)
+               if self.knobs else self.m.program.n)
+        rows = metrics_rows(replace(self.hist.view(start - base), start=start), per)
         self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [(start, self.pos - start, *r) for r in rows])
 

@@ -6,6 +6,8 @@ history and events come from the file.  Every iteration it re-executes is
 checked against the recorded metrics, bit for bit: a different machine, NumPy
 or BLAS, or a damaged value, shows up as `divergence` (and a "diverged" event)
 naming the first iteration that differs, instead of silently wrong numbers.
+Knob changes recorded in the trace are re-executed at the same iterations
+(and show as "knob" events); a replay's own knobs cannot change.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Replay(Stepper):
         if cfg.limit:  # the trace stores exactly the rows used; regenerate the same
             data = Dataset(data.name, data.X[:cfg.limit], data.labels[:cfg.limit],
                            data.n_classes)
-        super().__init__(cfg, data, checkpoint_every=self.trace.every)
+        super().__init__(cfg, data, checkpoint_every=self.trace.every, knobs=self.trace.knobs)
         self.history = self.trace.history
         self.events = list(self.trace.events)
         if dataset_digest(data) != self.trace.meta.get("dataset_sha256"):
@@ -70,7 +72,7 @@ class Replay(Stepper):
         self._pending.append(block)
 
     def _observe_frame(self, frame: Frame) -> None:
-        self._observe(frame_metrics(self.machine, frame))
+        self._observe(frame_metrics(self._active, frame))
         self._verify_pending()
 
     def _verify_pending(self) -> None:

@@ -5,6 +5,13 @@ in-memory checkpoint (the parameters: batch order is derived from the seed and
 the iteration, so there is no RNG state to keep) and re-executes.  Because both
 paths run the same kernels, every value shown is bit-identical however the
 cursor got there.
+
+Knobs changed while paused (core/knobs.py) make a schedule [(iteration, Config)];
+each config segment runs on its own Machine and the parameters move across the
+boundary.  A checkpoint at k holds the state before iteration k, which depends
+only on the configs of iterations < k: a change at t keeps checkpoints <= t
+(the one at t is pinned, so a segment can always be re-run from its start) and
+forgets everything computed from iteration t on.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core import catalog as cat
+from core import knobs as kn
 from core.config import Config
 from core.datasets import Dataset
 from core.detectors import Event, frame_events, scan
@@ -25,10 +33,13 @@ from core.program import Op
 
 INIT = -1  # the iteration index of the init ops
 StopRule = Callable[[list[Event]], Event | None]
+# sees the new events and the iterations [start, stop) now in the history; may stop anywhere
+BlockRule = Callable[[list[Event], int, int], Event | None]
+QUIET = frozenset({kn.KIND})  # events that inform, never stop a plain continue
 
 
 def _first(events: list[Event]) -> Event | None:
-    return events[0] if events else None
+    return next((e for e in events if e.kind not in QUIET), None)
 
 
 class Stepper:
@@ -37,10 +48,14 @@ class Stepper:
     end: int | None = None  # iterations >= end do not exist (a replay's recorded range)
 
     def __init__(self, cfg: Config, data: Dataset | None = None, *,
-                 checkpoint_every: int | None = None, memory_mb: float = 128) -> None:
-        self.cfg = cfg
-        self.machine = Machine(cfg, data)
-        self.program = self.machine.program
+                 checkpoint_every: int | None = None, memory_mb: float = 128,
+                 knobs: kn.Schedule | None = None) -> None:
+        self.cfg = cfg  # the config the run starts with; knobs may change it later
+        self._active = Machine(cfg, data)  # the machine holding the current state
+        self._machines = {cfg: self._active}
+        self.knobs: kn.Schedule = list(knobs or [])
+        kn.check(cfg, self.knobs)
+        self.program = self._active.program
         self.history = History(self.program.depth)
         self.events: list[Event] = []
         p_bytes = sum(int(np.prod(self.program.param_shape(p))) for p in self.program.params)
@@ -77,6 +92,29 @@ class Stepper:
     @property
     def position(self) -> tuple[int, int]:
         return self.iteration, self.index
+
+    @property
+    def machine(self) -> Machine:
+        """A machine with the config of the cursor's iteration (for gradcheck, explain)."""
+        return self.machine_for(self.iteration)
+
+    def config_at(self, i: int) -> Config:
+        """The config iteration i runs with (the start config, or a knob change's)."""
+        return kn.config_at(self.cfg, self.knobs, i)
+
+    def machine_for(self, i: int) -> Machine:
+        """The Machine that runs iteration i; its buffers are scratch unless active."""
+        cfg = self.config_at(i)
+        if cfg not in self._machines:
+            self._machines[cfg] = Machine(cfg, self._active.data)
+        return self._machines[cfg]
+
+    def op_index(self, iteration: int, op: str) -> int | None:
+        """Where op (key or display name) sits in iteration's program; None if absent."""
+        try:
+            return self.machine_for(iteration).program.index(op)
+        except KeyError:
+            return None
 
     # ------------------------------------------------------------------ moves
     def step(self) -> bool:
@@ -131,50 +169,94 @@ class Stepper:
             self._enter(target, 0)
 
     def run_until(self, stop: StopRule = _first, max_iters: int = 1_000_000,
-                  should_stop: Callable[[], bool] | None = None, block: int = 256
-                  ) -> Event | None:
+                  should_stop: Callable[[], bool] | None = None, block: int = 256,
+                  rule: BlockRule | None = None) -> Event | None:
         """Fast-run until `stop` picks an event among new ones; the cursor lands on it.
 
         `should_stop` is polled between blocks (a UI's pause key).  Returns the
         event stopped at, or None when max_iters ran out or the run was paused.
+        A `rule` (breakpoints) replaces `stop`: it is first asked about the rest
+        of the cursor's own iteration, then about each block of new history.
         """
         start = max(self.iteration + 1, 0)
         end = start + max_iters
         if self.end is not None:
             end = min(end, self.end)
+        if rule is not None and self.iteration >= 0:
+            hit = rule(self._events_in(self.iteration, start), self.iteration, start)
+            if hit is not None:
+                return self._land(hit)
         pos = start
         while pos < end:
             if should_stop is not None and should_stop():
                 break
             stop_at = min(end, (pos // block + 1) * block)
             self._advance_history(stop_at)
-            hit = stop([e for e in self.events if pos <= e.iteration < stop_at])
+            events = self._events_in(pos, stop_at)
+            hit = stop(events) if rule is None else rule(events, pos, stop_at)
             if hit is not None:
-                self._enter(hit.iteration, self._op_index(hit.op))
-                return hit
+                return self._land(hit)
             pos = stop_at
         if pos > start:
             self._enter(pos - 1, -1)
         return None
 
+    # ------------------------------------------------------------------ knobs
+    def set_knobs(self, **changes: object) -> Event | None:
+        """Change knobs from the next iteration boundary; returns the knob event.
+
+        The iteration under the cursor (even at its first op) finishes with the old
+        knobs; the new ones apply from t = iteration + 1 (0 from the init ops).
+        Everything from t on — history, events, later knob changes — is forgotten
+        and re-run on demand.  Raises ConfigError (nothing applied) on a bad value.
+        """
+        if self.end is not None:
+            raise ValueError("knobs change live runs only, not a replay")
+        t = self.iteration + 1
+        old = self.config_at(self.iteration)
+        new = kn.apply(old, dict(changes))
+        if not kn.changed(old, new) and not any(s >= t for s, _ in self.knobs):
+            return None
+        self._seek(t)  # the state before t, still computed with the old schedule
+        state = self._active.snapshot()
+        self.knobs = [(s, c) for s, c in self.knobs if s < t]
+        if kn.changed(old, new):
+            self.knobs.append((t, new))
+        self.history.truncate(t)
+        self.events = [e for e in self.events if e.iteration < t]
+        for store in (self.checkpoints, self._recent, self._frames):
+            for k in [k for k in store if k > t or (store is self._frames and k == t)]:
+                del store[k]
+        self.checkpoints[t] = state
+        if not kn.changed(old, new):
+            return None
+        ev = kn.event(t, old, new)
+        self.events.append(ev)
+        return ev
+
     # ------------------------------------------------------------------ internals
     def _at_end(self) -> bool:
         return self.end is not None and self.iteration + 1 >= self.end
 
-    def _op_index(self, op: int | str) -> int:
+    def _events_in(self, lo: int, hi: int) -> list[Event]:
+        return [e for e in self.events if lo <= e.iteration < hi]
+
+    def _land(self, hit: Event) -> Event:
+        self._enter(hit.iteration, self._op_index(hit.op, hit.iteration))
+        return hit
+
+    def _op_index(self, op: int | str, iteration: int) -> int:
         if isinstance(op, int):
             return op
-        try:
-            return self.program.index(op)
-        except KeyError:
-            return 0
+        idx = self.op_index(iteration, op)
+        return 0 if idx is None else idx
 
     def _enter(self, iteration: int, op: int | str) -> None:
         if self.end is not None and iteration >= self.end:
             raise ValueError(f"iteration {iteration} is outside the recorded range "
                              f"0..{self.end - 1}")
         frame = self._frame(iteration)
-        idx = self._op_index(op) if iteration != INIT or isinstance(op, int) else 0
+        idx = self._op_index(op, iteration) if iteration != INIT or isinstance(op, int) else 0
         n = len(frame.ops)
         if idx < 0:
             idx += n
@@ -186,13 +268,12 @@ class Stepper:
         if i in self._frames:
             self._frames.move_to_end(i)
             return self._frames[i]
-        m = self.machine
         if i == INIT:
-            frame = m.materialize_init()
+            frame = self._switch(0).materialize_init()
             self._checkpoint()
         else:
             self._seek(i)
-            frame = m.materialize()
+            frame = self._switch(i).materialize()
             self._observe_frame(frame)
             self._checkpoint()
         self._frames[i] = frame
@@ -200,20 +281,32 @@ class Stepper:
             self._frames.popitem(last=False)
         return frame
 
+    def _switch(self, i: int) -> Machine:
+        """Make the machine of iteration i's config the active one, moving the state over."""
+        m = self.machine_for(i)
+        if m is not self._active:
+            m.restore(self._active.snapshot(), self._active.pos)
+            self._active = m
+        return m
+
+    def _next_start(self, pos: int) -> int:
+        """The first knob change after pos (a run never crosses one in a single call)."""
+        return next((s for s, _ in self.knobs if s > pos), 1 << 62)
+
     def _seek(self, i: int) -> None:
-        """Bring the machine to the start of iteration i (restore, then fast-forward)."""
-        m = self.machine
+        """Bring the active machine to the start of iteration i (restore, then fast-forward)."""
         if not self.checkpoints:
-            m.init()
+            self._switch(0).init()
             self._checkpoint()
         base = self._base(i)
-        backwards = m.pos > i
-        if backwards or base > m.pos:
-            m.restore(self._state(base), base)
-        dense = backwards and i - m.pos <= self.max_recent
-        while m.pos < i:
-            nxt = m.pos + 1 if dense else min(i, (m.pos // self.every + 1) * self.every)
-            self._observe(m.run_fast(nxt - m.pos))
+        backwards = self._active.pos > i
+        if backwards or base > self._active.pos:
+            self._switch(base).restore(self._state(base), base)
+        dense = backwards and i - base <= self.max_recent
+        while (pos := self._active.pos) < i:
+            nxt = pos + 1 if dense else min(i, (pos // self.every + 1) * self.every)
+            m = self._switch(pos)
+            self._observe(m.run_fast(min(nxt, self._next_start(pos)) - pos))
             self._checkpoint()
             if dense:
                 self._recent[m.pos] = m.snapshot()
@@ -237,7 +330,7 @@ class Stepper:
     def _observe_frame(self, frame: Frame) -> None:
         """An iteration just materialized op by op."""
         if frame.iteration == len(self.history):
-            self._append(frame_metrics(self.machine, frame))
+            self._append(frame_metrics(self._active, frame))
 
     def _advance_history(self, stop: int) -> None:
         """Make sure metrics exist for iterations < stop (fast path from the frontier)."""
@@ -246,12 +339,13 @@ class Stepper:
             self._seek(stop)
 
     def _checkpoint(self) -> None:
-        m = self.machine
+        m = self._active
         if m.pos % self.every == 0 and m.pos not in self.checkpoints:
             self.checkpoints[m.pos] = m.snapshot()
             if len(self.checkpoints) > self.max_checkpoints:  # thin: double the spacing
                 self.every *= 2
-                for k in [k for k in self.checkpoints if k % self.every]:
+                starts = {s for s, _ in self.knobs}  # pinned: each segment's first state
+                for k in [k for k in self.checkpoints if k % self.every and k not in starts]:
                     del self.checkpoints[k]
 
     def _append(self, block: MetricsBlock) -> None:
@@ -269,8 +363,8 @@ class Stepper:
         """Name the op that *produced* a NaN, like re-running op by op (jax debug_nans)."""
         if event.kind != "nan":
             return event
-        base = max(k for k in self.checkpoints if k <= event.iteration)
-        return locate_nan(self.machine, base, self.checkpoints[base], event)
+        base = max(k for k in self.checkpoints if k <= event.iteration)  # >= segment start
+        return locate_nan(self.machine_for(event.iteration), base, self.checkpoints[base], event)
 
 
 def locate_nan(m: Machine, base: int, params: dict[str, np.ndarray], event: Event) -> Event:

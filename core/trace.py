@@ -6,22 +6,28 @@ metrics to check re-execution against, detector events, and the parameters
 every K iterations.  RNG state: none needed — batch order is a pure function of
 (seed, iteration), so a checkpoint is just the parameters.
 
-Format version 1.  Arrays are columns (dtype, shape, data, crc): raw little-endian
-bytes, a dtype from an allow-list, a JSON shape and a CRC-32 of the bytes — never
-pickle.
+Format version 2 (a file without knob changes is written as version 1, so older
+readers open it; version 2 only adds the meta entry `knobs`).  Arrays are columns
+(dtype, shape, data, crc): raw little-endian bytes, a dtype from an allow-list, a
+JSON shape and a CRC-32 of the bytes — never pickle.
 
   meta(key TEXT PRIMARY KEY, value TEXT)      format_version, config (JSON), dataset
       ('builtin' | 'arrays'), rows, inputs, n_classes, dataset_sha256, checkpoint_every,
       block_size, status ('recording' | 'complete' | 'interrupted'), target, created,
-      writer, numpy, machine
+      writer, numpy, machine; optional knobs (JSON [[iteration, {knob: value}], ...], each
+      change relative to the one before: see core/knobs.py; absent = no changes)
   dataset(name, <array>)                      X (rows, inputs) <f8, labels (rows,) <i8;
       empty for a built-in, which is regenerated from (name, seed) and checked by sha256
   blocks(start, count, name, <array>)         metrics of iterations [start, start+count),
       start a multiple of block_size.  name: loss <f8 (count,); correct uint (count,),
-      acc = correct·(1/N); grad_norm, weight_norm <f8 (count, L); saturation <f8 for
-      the rows i % SAT_EVERY == 0 (L-1 columns).  lr is derived: lr / (1 + lr_decay·i).
+      acc = correct·(1/N), N = rows per batch of the iteration's config; grad_norm,
+      weight_norm <f8 (count, L); saturation <f8 for the rows i % SAT_EVERY == 0 (L-1
+      columns).  lr is derived: lr / (1 + lr_decay·i), with the lr and decay of the
+      iteration's config.
   checkpoints(iteration, name, <array>)       parameters at the start of `iteration`
+      (every K iterations, and at each knob change)
   events(iteration, op, kind, detail)         detector events (NaNs located to their op)
+      and knob changes (kind 'knob')
 
 The recorded range is iterations 0..n-1, n = Σ blocks.count; it grows one commit
 (at most a second) at a time, so a killed recorder leaves a readable file.
@@ -42,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from core import knobs as kn
 from core.config import Config, ConfigError
 from core.datasets import BUILTIN, MAX_CLASSES, Dataset
 from core.detectors import KINDS, Event
@@ -49,13 +56,13 @@ from core.history import History, MetricsBlock
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what this version reads; files without knobs are still written as 1
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 4096
 DTYPES = frozenset({"<f8", "<f4", "|u1", "<u2", "<u4", "<i8"})
 TABLES = ("meta", "dataset", "blocks", "checkpoints", "events")
 METRICS = ("loss", "correct", "grad_norm", "weight_norm", "saturation")
-EVENT_KINDS = frozenset(KINDS) | {"diverged"}
+EVENT_KINDS = frozenset(KINDS) | {"diverged", kn.KIND}
 
 SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -153,10 +160,12 @@ def choose_every(program: Program, budget_s: float = 0.0125, cap: int = 2**20) -
     return 1 << min(16, max(fast, small))
 
 
-def metrics_rows(block: MetricsBlock, n: int) -> list[tuple[Any, ...]]:
-    """(name, dtype, shape, data, crc) rows of a block of metrics; N = rows per batch."""
+def metrics_rows(block: MetricsBlock, n: int | np.ndarray) -> list[tuple[Any, ...]]:
+    """(name, dtype, shape, data, crc) rows of a block of metrics; N = rows per batch
+    (one number, or one per iteration when a knob changed the batch size)."""
     correct = np.rint(block.acc * n)
-    ctype = np.uint8 if n < 2**8 else np.uint16 if n < 2**16 else np.uint32
+    top = int(np.max(n))
+    ctype = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32
     sampled = _sampled(block.start, len(block))
     cols = {"loss": block.loss, "correct": correct.astype(ctype), "grad_norm": block.grad_norm,
             "weight_norm": block.weight_norm, "saturation": block.saturation[sampled]}
@@ -166,6 +175,15 @@ def metrics_rows(block: MetricsBlock, n: int) -> list[tuple[Any, ...]]:
 def _sampled(start: int, count: int) -> np.ndarray:
     """Rows of a block where the fast path samples saturation."""
     return np.flatnonzero(np.arange(start, start + count) % SAT_EVERY == 0)
+
+
+def batch_rows_column(base: Config, knobs: kn.Schedule, rows: int, start: int,
+                      count: int) -> np.ndarray:
+    """Per-iteration rows per batch: the denominator of the stored accuracy counts."""
+    out = np.empty(count)
+    for a, b, cfg in kn.segments(base, knobs, start, start + count):
+        out[a - start:b - start] = kn.batch_rows(cfg, rows)
+    return out
 
 
 def open_ro(path: Path) -> sqlite3.Connection:
@@ -242,6 +260,7 @@ class TraceReader:
         if type(meta.get("config")) is not str:
             raise TraceError("missing config")
         self.cfg = Config.from_dict(_json("config", meta["config"]))
+        self.knobs: kn.Schedule = kn.from_json(self.cfg, meta.get("knobs", "[]"))
         self.every, self.block = self._int("checkpoint_every", 1), self._int("block_size", 1)
         rows, inputs = self._int("rows", 1), self._int("inputs", 1)
         self.n_classes = self._int("n_classes", 2, MAX_CLASSES)
@@ -254,6 +273,7 @@ class TraceReader:
         full = self.cfg.batch_size == 0 or self.cfg.batch_size >= rows
         self.program = build_program(self.cfg, inputs, self.n_classes,
                                      rows if full else self.cfg.batch_size)
+        self.rows = rows
         self._shapes = {p: self.program.param_shape(p) for p in self.program.params}
         self._dtype = np.dtype(self.cfg.dtype).newbyteorder("<").str
         self._read_blocks()
@@ -301,10 +321,11 @@ class TraceReader:
             b = MetricsBlock.empty(start, count, depth)
             b.loss[:] = decode(what, *cols["loss"][1:], "<f8", (count,))
             correct = decode(what, *cols["correct"][1:], None, (count,))
-            if correct.dtype.kind != "u" or (correct > n).any():
+            per = self.batch_rows(start, count) if self.knobs else n
+            if correct.dtype.kind != "u" or (correct > per).any():
                 raise TraceError(f"{what}: accuracy counts out of range")
-            b.acc[:] = correct * (1.0 / n)  # what the fast path computes, bit for bit
-            b.lr[:] = self.cfg.lr / (1.0 + self.cfg.lr_decay * np.arange(start, start + count))
+            b.acc[:] = correct * (1.0 / per)  # what the fast path computes, bit for bit
+            b.lr[:] = kn.lr_column(self.cfg, self.knobs, start, count)
             b.grad_norm[:] = decode(what, *cols["grad_norm"][1:], "<f8", (count, depth))
             b.weight_norm[:] = decode(what, *cols["weight_norm"][1:], "<f8", (count, depth))
             sampled = _sampled(start, count)
@@ -334,6 +355,10 @@ class TraceReader:
         return Event(it, op, kind, detail)
 
     # ------------------------------------------------------------------ queries
+    def batch_rows(self, start: int, count: int) -> np.ndarray:
+        """Rows per batch of each iteration in [start, start+count) (knobs may change it)."""
+        return batch_rows_column(self.cfg, self.knobs, self.rows, start, count)
+
     def dataset(self) -> Dataset | None:
         """The stored dataset, or None for a built-in (the Machine regenerates it)."""
         return self.data

@@ -32,6 +32,7 @@ _TRUE = {  # truecolor/256: (negative, positive) backgrounds per magnitude level
 _NAN = Style(bold=True, reverse=True)
 _DIM = Style(dim=True)
 _UNIT = Style(bold=True, underline=True)
+_CURSOR = Style(bold=True, reverse=True)
 
 
 def fmt_value(v: float) -> str:
@@ -155,7 +156,8 @@ class MatrixHeatmap:
     """A window onto `array` starting at (row, col); sizes itself to its box."""
 
     def __init__(self, array: np.ndarray, *, row: int = 0, col: int = 0,
-                 stats: Stats | None = None, max_height: int = 12) -> None:
+                 stats: Stats | None = None, max_height: int = 12,
+                 cursor: tuple[int, int] | None = None) -> None:
         self.array = array
         self.grid, self.note = as_2d(array)
         self.stats = stats or Stats.of(array)
@@ -164,11 +166,12 @@ class MatrixHeatmap:
         self.exp = common_exponent(self.stats.scale)
         self.row, self.col = row, col
         self.max_height = max_height
+        self.cursor = cursor  # (row, col) of the drill-down cell cursor in the 2-D view
 
-    def at(self, row: int, col: int) -> MatrixHeatmap:
+    def at(self, row: int, col: int, cursor: tuple[int, int] | None = None) -> MatrixHeatmap:
         """The same matrix seen from another offset (statistics are shared, not redone)."""
         return MatrixHeatmap(self.array, row=row, col=col, stats=self.stats,
-                             max_height=self.max_height)
+                             max_height=self.max_height, cursor=cursor)
 
     # ------------------------------------------------------------------ geometry
     def label_width(self) -> int:
@@ -231,10 +234,16 @@ class MatrixHeatmap:
         unit = 10.0 ** -self.exp
         # Segments, not Text: a heatmap row is ~10 styled runs and Text's wrapping
         # machinery would cost more than the whole row
+        cur_r, cur_c = self.cursor if self.cursor else (-1, -1)
         for i, values in enumerate(window.tolist()):
-            yield Segment(str(r0 + i).rjust(lw - 1) + " ", _DIM)
-            for v in values:
+            here = r0 + i == cur_r
+            yield Segment(str(r0 + i).rjust(lw - 1) + (">" if here else " "),
+                          _CURSOR if here else _DIM)
+            for j, v in enumerate(values):
                 text, style = self._cell(v, scale, unit, styles)
+                if here and c0 + j == cur_c:  # ▸value◂ in reverse video: readable in mono too
+                    yield Segment("▸" + text[1:] + "◂", _CURSOR)
+                    continue
                 yield Segment(text, style)
                 yield Segment(" ")
             yield new_line
