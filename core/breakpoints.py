@@ -134,7 +134,7 @@ def first_hit(bps: list[Breakpoint], src: Source, events: list[Event], start: in
                 continue
             if best is None or (it, idx, order) < best:
                 best = (it, idx, order)
-                found = Event(it, op, KIND, f"{bp.text} · {why}")
+                found = Event(int(it), op, KIND, f"{bp.text} · {why}")
             break
     return found
 

@@ -142,7 +142,8 @@ def _sum(ctx: Ctx, general: str, terms: np.ndarray, factors: list[np.ndarray], a
     """
     with np.errstate(all="ignore"):
         total, scale = float(terms.sum()), float(np.abs(terms).sum())
-    m, k = len(terms), min(len(terms), ctx.terms)
+    m = len(terms)
+    k = m if m <= ctx.terms + 1 else ctx.terms  # "… (1 more term)" would be longer than it
     syms, nums = [], []
     for i in range(k):
         refs = at(i)
@@ -324,8 +325,11 @@ def _act_d(ctx: Ctx, op: Op, ix: Index) -> Result:
     v = ctx.get(src, ix)
     zh = {"h": ctx.label(src, ix), "z": ctx.label(src, ix)}
     value = act.scalar_d(v, v)  # the derivative reads only `src` (h or z, per deriv_from)
-    return _compose([_one(ctx, act.deriv_text.format(**zh),
-                          act.deriv_text.format(h=par(v), z=num(v)), value, [Ref(src, ix, v)])])
+    res = _compose([_one(ctx, act.deriv_text.format(**zh),
+                         act.deriv_text.format(h=par(v), z=num(v)), value, [Ref(src, ix, v)])])
+    # 1 − h² and h(1 − h) subtract numbers of size ~1: roundoff is relative to that
+    return Result(res.lines, res.value, 1.0 + v * v if math.isfinite(v) else res.scale,
+                  res.notes, res.target, res.arrow, res.bad, res.culprit)
 
 
 def _jacobian(ctx: Ctx, op: Op, ix: Index) -> Result:

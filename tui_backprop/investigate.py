@@ -75,7 +75,11 @@ class GradcheckData:
 def gradcheck_key(src: Any) -> str:
     """The gradient the check applies to at the cursor; raises NotApplicable otherwise."""
     op = src.op
-    checkable(op.key)
+    try:
+        checkable(op.key)
+    except NotApplicable:
+        raise NotApplicable(f"{op.name} ({op.phase}) is not a gradient checked against L; "
+                            "gradcheck applies to dL/dW, dL/db and dL/dz") from None
     if src.iteration < 0:
         raise NotApplicable("gradcheck needs an iteration, not the init ops")
     return op.key
@@ -120,7 +124,7 @@ class BoundarySpec:
 def boundary_spec(src: Any) -> BoundarySpec:
     m, frame = src.machine, src.frame
     it = src.iteration
-    when = "initial parameters" if it < 0 else f"parameters at the start of iteration {it}"
+    when = "initial weights" if it < 0 else f"start of it {it}"
     if m.X.shape[1] != 2:
         msg = f"decision boundary needs 2-D inputs; this dataset has {m.X.shape[1]}"
         return BoundarySpec(("none", m.X.shape[1]), None, {}, None, None, 0, when, msg)

@@ -18,12 +18,13 @@ from core.detectors import Event, frame_events
 INIT = -1
 OUT, IN = "@out", "@in"  # the two panels that follow the cursor
 SERIES = ("loss", "accuracy", "grad norms")
-FLAG_ORDER = ("diverged", "nan", "fp", "explode", "vanish", "spike", "rising", "saturated")
-FLAG_GLYPH = {"diverged": "≠", "nan": "✗", "fp": "!", "explode": "↑", "vanish": "↓",
-              "spike": "^", "rising": "↗", "saturated": "▬"}
-FLAG_LABEL = {"diverged": "diverged", "nan": "NaN/Inf", "fp": "fp warn", "explode": "explode",
-              "vanish": "vanish", "spike": "spike", "rising": "rising",
-              "saturated": "saturated"}
+FLAG_ORDER = ("break", "diverged", "nan", "fp", "explode", "vanish", "spike", "rising",
+              "saturated", "knob")
+FLAG_GLYPH = {"break": "●", "diverged": "≠", "nan": "✗", "fp": "!", "explode": "↑",
+              "vanish": "↓", "spike": "^", "rising": "↗", "saturated": "▬", "knob": "◆"}
+FLAG_LABEL = {"break": "break", "diverged": "diverged", "nan": "NaN/Inf", "fp": "fp warn",
+              "explode": "explode", "vanish": "vanish", "spike": "spike", "rising": "rising",
+              "saturated": "saturated", "knob": "knob"}
 
 
 def flag_rank(kind: str) -> int:

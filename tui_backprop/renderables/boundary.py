@@ -23,6 +23,7 @@ COLOURS = ("blue", "red", "green", "yellow", "magenta", "cyan", "bright_black", 
 _DARK_TEXT = {"yellow", "cyan", "white"}  # light backgrounds: digits in black
 SHADES = " ░▒▓█"
 _DIM = Style(dim=True)
+_BOLD = Style(bold=True)
 
 
 def colour(k: int) -> str:
@@ -116,9 +117,10 @@ class DecisionBoundary:
                 t.append("  ", Style(bgcolor=colour(c)))
             t.append(f"{c} ")
         x0, x1, y0, y1 = self.b.extent
-        t.append(f"acc {self.b.accuracy:.0%} · ")
-        t.append("colour = prediction, digits = points (true class)", _DIM)
-        t.append(f" · x {x0:.3g}…{x1:.3g}, y {y0:.3g}…{y1:.3g}", _DIM)
         if self.caption:
-            t.append(f" · {self.caption}", _DIM)
+            t.append(f"{self.caption} · ", _BOLD)
+        t.append(f"acc {self.b.accuracy:.0%} · ")
+        what = "colour" if not mono else "fill"
+        t.append(f"{what} = prediction, digits = points (true class)", _DIM)
+        t.append(f" · x {x0:.3g}…{x1:.3g}, y {y0:.3g}…{y1:.3g}", _DIM)
         return t

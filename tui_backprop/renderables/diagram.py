@@ -35,6 +35,11 @@ def _short(v: float) -> str:
     return f"{v:.2e}" if v and (abs(v) < 1e-2 or abs(v) >= 1e4) else f"{v:.3g}"
 
 
+def _fits(widths: list[int], gap: int, width: int) -> bool:
+    """Whether these columns, an ellipsis column and their gaps fit in `width`."""
+    return sum(widths) + gap * len(widths) + 2 <= width
+
+
 class NetworkDiagram:
     def __init__(self, data: DiagramData) -> None:
         self.d = data
@@ -80,13 +85,10 @@ class NetworkDiagram:
         else:  # still too wide: keep the columns around the lit ones
             lit = [i for i, c in enumerate(cols) if any(r in ("out", "in") for _, r in c)]
             lo, hi = (min(lit), max(lit)) if lit else (0, 0)
-            def fits(a: int, b: int) -> bool:
-                return sum(widths[a:b + 1]) + gap * (b - a + 1) + 2 <= width
-
             while True:
-                if hi + 1 < len(cols) and fits(lo, hi + 1):
+                if hi + 1 < len(cols) and _fits(widths[lo:hi + 2], gap, width):
                     hi += 1
-                elif lo > 0 and fits(lo - 1, hi):
+                elif lo > 0 and _fits(widths[lo - 1:hi + 1], gap, width):
                     lo -= 1
                 else:
                     break
@@ -156,8 +158,7 @@ class NetworkDiagram:
         flows = self.flow_lines(width)
         room = height - 1 - len(flows) - 1
         yield self.caption()
-        for line in body[:max(0, room)]:
-            yield line
+        yield from body[:max(0, room)]
         if room >= 0:
             yield Text("")
         yield from flows[:max(0, height - 1 - min(len(body), max(0, room)))]

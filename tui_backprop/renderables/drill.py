@@ -29,59 +29,72 @@ class DrillDown:
     def __init__(self, data: DrillData | None, hint: str = HINT) -> None:
         self.data, self.hint = data, hint
 
-    def entries(self) -> list[tuple[int, Text]]:
-        """(priority, line) in display order; lower priority numbers are kept longer."""
+    def entries(self) -> list[tuple[int, Text, str]]:
+        """(priority, line, tag) in display order; lower priorities are kept longer.
+
+        0 the target, the first line, the value, a NaN's origin; 1 the numbers, where a
+        NaN's chain starts; 3 the other forms; 4 the chain's middle ("mid"); 5 notes.
+        """
         if self.data is None:
-            return [(0, Text("no array under the cursor", _DIM))]
+            return [(0, Text("no array under the cursor", _DIM), "")]
         e = self.data.explanation
         head = Text()
         head.append(f"▸ {e.target}", _BOLD)
         head.append(f"   {self.data.where}", _DIM)
         if e.formula:
             head.append(f"   {e.formula}", _DIM)
-        out: list[tuple[int, Text]] = [(0, head)]
+        out: list[tuple[int, Text, str]] = [(0, head, "")]
         lines = e.lines
         for i, line in enumerate(lines):
             last = i == len(lines) - 1
-            prefix = f"{e.target} {e.arrow} " if i == 0 else "  = "
-            t = Text(prefix)
-            if last:
-                t.append(line, _BOLD if math.isfinite(e.value) else _BAD)
-            else:
-                t.append(line)
-            # the value and the line with the numbers matter most; the Σ form least
-            pri = 0 if (i == 0 or last) else (1 if i == len(lines) - 2 else 3)
-            out.append((pri, t))
+            t = Text(f"{e.target} {e.arrow} " if i == 0 else "  = ")
+            t.append(line, (_BOLD if math.isfinite(e.value) else _BAD) if last else None)
+            numbers = i == len(lines) - 2
+            pri = 0 if (i == 0 or last) else ((2 if e.provenance else 1) if numbers else 3)
+            out.append((pri, t, ""))
         if not e.agrees:
             out.append((0, Text(f"  ≠ recomputed from the inputs: {e.recomputed!r} "
-                                "(the kernel and this formula disagree)", _WARN)))
-        for note in e.notes:
-            out.append((5, Text(f"  {note}", _DIM)))
-        prov = list(e.provenance)
-        if prov:
-            out.append((1, Text("why non-finite:", _WARN)))
-            for j, step in enumerate(prov):
-                edge = j == 0 or j >= len(prov) - 2
-                arrow = "  " if j == 0 or step.startswith("first NaN") else "  ← "
-                out.append((1 if edge else 4, Text(arrow + step)))
-        out.append((6, Text(self.hint, _DIM)))
+                                "(the kernel and this formula disagree)", _WARN), ""))
+        out += [(5, Text(f"  {note}", _DIM), "") for note in e.notes]
+        prov = e.provenance
+        for j, step in enumerate(prov):
+            first, origin = j == 0, j >= len(prov) - 2
+            t = Text("why: " if first else ("  " if step.startswith("first NaN") else "  ← "),
+                     _WARN if first else "")
+            t.append(step)
+            out.append((0 if origin else (1 if first else 4), t,
+                        "mid" if not (first or origin) else ""))
+        out.append((6, Text(self.hint, _DIM), ""))
         return out
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        height = options.height or 12
-        entries = self.entries()
-        rows = [len(t.wrap(console, width)) for _, t in entries]
+    @staticmethod
+    def _fit(entries: list[tuple[int, Text, str]], rows: list[int], height: int
+             ) -> list[bool]:
         keep = [True] * len(entries)
         # drop the least important lines, latest first, until the rest fits
         for pri in (6, 5, 4, 3, 2, 1):
             for i in range(len(entries) - 1, -1, -1):
                 if sum(r for r, k in zip(rows, keep, strict=True) if k) <= height:
-                    break
+                    return keep
                 if keep[i] and entries[i][0] == pri:
                     keep[i] = False
+        return keep
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        height = options.height or 12
+        entries = self.entries()
+        rows = [len(t.wrap(console, width)) for _, t, _ in entries]
+        keep = self._fit(entries, rows, height)
+        middle = [i for i, (_, _, tag) in enumerate(entries) if tag == "mid"]
+        if any(not keep[i] for i in middle):  # the chain's middle, one line: "← a ← b ← c"
+            chain = " ← ".join(entries[i][1].plain[4:].split(" ← ")[0] for i in middle)
+            entries = (entries[:middle[0]] + [(2, Text(f"  ← {chain}", _DIM), "")]
+                       + entries[middle[-1] + 1:])
+            rows = [len(t.wrap(console, width)) for _, t, _ in entries]
+            keep = self._fit(entries, rows, height)
         used = 0
-        for (_, t), r, k in zip(entries, rows, keep, strict=True):
+        for (_, t, _), k in zip(entries, keep, strict=True):
             if not k:
                 continue
             for line in t.wrap(console, width):

@@ -18,6 +18,8 @@ GLYPHS = [
     ("✗ NaN  ▲ +Inf  ▼ -Inf", "non-finite cells, in reverse video; counts lead the header"),
     ("· not computed yet ·", "the op producing this value comes after the cursor"),
     ("… N more rows ↓", "the matrix is larger than its box: focus it (tab) and scroll"),
+    ("▸+0.520◂", "the drill-down cell cursor (enter); its computation shows below the panels"),
+    ("▶ dL/dW1 ← • X", "diagram (w): the op's output ▶ and its inputs •"),
 ]
 FLAGS = {
     "diverged": "a replay re-executed differently from its recording",
@@ -28,9 +30,12 @@ FLAGS = {
     "spike": "loss above k× its running median",
     "rising": "loss rose n iterations in a row",
     "saturated": "most hidden units saturated (σ, tanh) or dead (relu)",
+    "break": "the breakpoint (x) continue stopped at, and why",
+    "knob": "knobs (k) changed from this iteration on, old → new",
 }
 KEYS_EXTRA = [
     ("tab / shift+tab", "focus the next / previous matrix panel"),
+    ("enter, then ← → ↑ ↓ [ ]", "cell cursor on the focused panel: move it; enter/esc leave"),
     ("↑ ↓ pgup pgdn home end", "scroll the focused panel's rows"),
     ("[ ]", "scroll the focused panel's columns"),
     ("ctrl+p", "command palette (every action by name)"),

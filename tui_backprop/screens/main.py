@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from core.detectors import Event
 from tui_backprop import view
+from tui_backprop.screens import control, tools
 from tui_backprop.screens.layout import MIN_HEIGHT, MIN_WIDTH, Plan, plan
 from tui_backprop.screens.prompt import PromptScreen
 from tui_backprop.widgets import (
@@ -51,7 +52,7 @@ class Outcome:
     start: int
 
 
-class MainScreen(Screen[None]):
+class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
     BINDINGS = [
         Binding("n,right", "step", "step"),
         Binding("b,left", "back", "back"),
@@ -64,6 +65,8 @@ class MainScreen(Screen[None]):
         Binding("t", "series", "chart"),
         Binding("v", "cycle", "panels", show=False),
         Binding("l", "toggle_chart", "chart on/off", show=False),
+        *tools.BINDINGS,
+        *control.BINDINGS,
     ]
     # (title, help, action) for the command palette
     PALETTE = [
@@ -78,6 +81,8 @@ class MainScreen(Screen[None]):
         ("Next chart series", "t: loss → accuracy → gradient norms", "series"),
         ("Cycle matrix panels", "v", "cycle"),
         ("Show or hide the chart", "l", "toggle_chart"),
+        *tools.PALETTE,
+        *control.PALETTE,
     ]
 
     def __init__(self, source: Any, label: str) -> None:
@@ -108,7 +113,9 @@ class MainScreen(Screen[None]):
             with Grid(id="panels"):
                 for i in range(min(MAX_SLOTS, len(self.slots))):
                     yield MatrixPanel(self.cache, id=f"slot{i}")
+            yield from self.compose_tool_views()
             yield FlagsView(id="flags")
+            yield from self.compose_drill()
             yield PlotextPlot(id="chart")
         yield Static(id="too-small")
         yield Footer(show_command_palette=False, compact=True)
@@ -139,6 +146,7 @@ class MainScreen(Screen[None]):
         chart.display = p.chart > 0
         chart.styles.height = max(p.chart, 1)
         self._chart_key = None
+        self.layout_tools(p)
         self.refresh_view()
 
     # ------------------------------------------------------------------ showing
@@ -162,9 +170,10 @@ class MainScreen(Screen[None]):
         panels = list(self.query(MatrixPanel))
         for panel, (key, title) in zip(panels, self.assignments(), strict=False):
             panel.show(view.panel(src, key, title))
-        self.query_one(FlagsView).show(view.flags(src), len(src.history))
+        self.query_one(FlagsView).show(self.with_break(view.flags(src)), len(src.history))
         self._show_status()
         self._show_chart()
+        self.refresh_tools()
 
     def _show_status(self) -> None:
         src = self.source
@@ -187,6 +196,10 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ moves
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a job runs, moves are disabled (None greys them) and pause appears."""
+        if action in tools.TOOL_ACTIONS:
+            return self.check_tool(action)
+        if action in control.CONTROL_ACTIONS:
+            return self.check_control(action)
         if action == "pause":
             return bool(self.running)
         if action in MOVES and self.running:
@@ -314,7 +327,7 @@ class MainScreen(Screen[None]):
 
         event = None
         if kind == "continue":
-            event = src.run_until(should_stop=should_stop)
+            event = src.run_until(should_stop=should_stop, rule=self.continue_rule(src))
         elif kind == "run":
             src.run(arg, should_stop=should_stop)
         else:
@@ -360,7 +373,8 @@ class MainScreen(Screen[None]):
         if out.kind == "continue":
             if out.event is None:
                 return "no flag fired"
-            return f"stopped on {view.FLAG_LABEL.get(out.event.kind, out.event.kind)}"
+            return self.describe_break(out.event) or \
+                f"stopped on {view.FLAG_LABEL.get(out.event.kind, out.event.kind)}"
         if out.kind == "run":
             return f"ran {max(0, src.iteration - max(out.start, 0))} iterations"
         return f"jumped to it {src.iteration}"

@@ -15,8 +15,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 
-from tui_backprop.renderables.matrix import MatrixHeatmap, PendingMatrix, shape_text
 from tui_backprop.investigate import cell_index, idx_text
+from tui_backprop.renderables.matrix import MatrixHeatmap, PendingMatrix, shape_text
 from tui_backprop.view import PanelData
 
 
@@ -114,8 +114,7 @@ class MatrixPanel(Widget, can_focus=True):
     def _update_subtitle(self) -> None:
         if self.cursor is not None and self.data is not None:
             r, c = self.cursor
-            self.border_subtitle = f"▸ {self.data.title.split(' ')[0]}" \
-                f"{idx_text(cell_index(self.data.shape, r, c))} · esc"
+            self.border_subtitle = f"▸ {idx_text(cell_index(self.data.shape, r, c))} · esc"
             return
         self.border_subtitle = f"r{self.row} c{self.col}" if (self.row or self.col) else ""
 
