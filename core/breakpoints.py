@@ -35,7 +35,7 @@ EVENT_NAMES = tuple(k for k in KINDS if k != "fp") + (KNOB, "diverged", "any")
 EXAMPLES = ("nan", "grad > 5", "grad2 > 10x median", "loss > 0.5", "loss rising 5",
             "it 500", "op dL/dW1", "event explode")
 _NUM = r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)"
-_GRAD = re.compile(rf"grad(\d*)\s*>\s*{_NUM}\s*(?:([x×*])\s*(median|med)?)?")
+_GRAD = re.compile(rf"grad(\d*)\s*>\s*{_NUM}\s*([x×*])?\s*(median|med)?")
 
 
 class BreakpointError(ValueError):
@@ -69,12 +69,14 @@ def parse(text: str, depth: int, op_names: tuple[str, ...], end: int | None = No
             raise BreakpointError(f"no layer {m[1]}: this net has layers 1..{depth}")
         value = float(m[2])
         name = f"grad{m[1]}"
-        if m[3]:
+        if m[3] and m[4]:
             if value <= 0:
                 raise BreakpointError("the factor must be > 0, e.g. grad > 10x median")
             return Breakpoint(f"{name} > {value:g}x median", "grad_median", value, layer)
         if m[4]:
             raise BreakpointError("write the factor with x, e.g. grad > 10x median")
+        if m[3]:
+            raise BreakpointError(f"{value:g}x what? e.g. grad > {value:g}x median")
         return Breakpoint(f"{name} > {value:g}", "grad", value, layer)
     if m := re.fullmatch(rf"loss\s*>\s*{_NUM}", low):
         return Breakpoint(f"loss > {float(m[1]):g}", "loss", float(m[1]))

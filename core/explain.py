@@ -22,7 +22,7 @@ import numpy as np
 
 from core import explain_ops as ops
 from core.detectors import hint
-from core.explain_ops import Ctx, Index, Ref, Result, idx_text, num
+from core.explain_terms import Ctx, Index, Ref, Result, idx_text, num
 from core.machine import Frame, Machine
 
 MAX_CHAIN = 24  # provenance steps before giving up (a chain is at most one iteration long)

@@ -57,7 +57,7 @@ class Stepper:
         kn.check(cfg, self.knobs)
         self.program = self._active.program
         self.history = History(self.program.depth)
-        self.events: list[Event] = []
+        self.events: list[Event] = [kn.event(t, self.config_at(t - 1), c) for t, c in self.knobs]
         p_bytes = sum(int(np.prod(self.program.param_shape(p))) for p in self.program.params)
         p_bytes *= np.dtype(cfg.dtype).itemsize
         sizes = self.program.sizes

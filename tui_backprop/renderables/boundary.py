@@ -39,7 +39,7 @@ def _region_glyph(top: int, bottom: int, k: int) -> str:
     """Monochrome: two classes as half-blocks (class 1 filled), more as shades of the top."""
     if k == 2:
         return " ▄▀█"[top * 2 + bottom]
-    return SHADES[top % len(SHADES)] if top < len(SHADES) else point_glyph(top).upper()
+    return SHADES[top] if top < len(SHADES) else point_glyph(top).upper()
 
 
 class DecisionBoundary:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,11 +19,32 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.breakpoints import EXAMPLES, BreakpointError, BreakpointList
+from core.breakpoints import EVENT_NAMES, BreakpointError, BreakpointList
 
-HELP = ("continue (c) stops at the first enabled breakpoint that fires, on its op, and "
-        "says which and why. With none enabled, c stops on any detector flag.")
-KEYS = "enter: add · tab: to the list · space: on/off · d/del: remove · esc: close"
+HELP = ("c stops at the first enabled breakpoint to fire, on its op, and says why. "
+        "With none enabled, c stops on any detector flag.")
+KEYS = "enter: add · tab: list · space: on/off · d/del: remove · esc: close"
+GRAMMAR = [  # two examples per row, each with what it means
+    ("nan", "NaN/Inf appears", "it 500", "at iteration 500"),
+    ("grad > 5", "any ‖∇W‖ above 5", "op dL/dW1", "each time at that op"),
+    ("grad2 > 10x median", "layer 2, vs median", "event explode", "a detector flag"),
+    ("loss rising 5", "5 rises in a row", "loss > 0.5", "loss above 0.5"),
+]
+
+
+def grammar() -> Table:
+    """The expression language in four lines: examples beside their meaning."""
+    table = Table.grid(padding=(0, 1))
+    for style in ("bold", "dim", "bold", "dim"):
+        table.add_column(style=style, no_wrap=True)
+    for row in GRAMMAR:
+        table.add_row(*row)
+    return table
+
+
+def event_names() -> Text:
+    others = ", ".join(k for k in EVENT_NAMES if k != "explode")
+    return Text(f"events: explode or {others}", style="dim")
 
 
 class BreakpointsScreen(ModalScreen[None]):
@@ -43,8 +65,8 @@ class BreakpointsScreen(ModalScreen[None]):
             yield Input(placeholder="e.g. grad2 > 10x median", id="bp-input", compact=True)
             yield Static("", id="bp-message")
             yield OptionList(id="bp-list", compact=True)
-            yield Static(Text("examples: " + " · ".join(EXAMPLES), style="dim"),
-                         id="bp-examples")
+            yield Static(grammar(), id="bp-examples")
+            yield Static(event_names(), id="bp-events")
             yield Static(Text(KEYS, style="dim"), id="bp-keys")
 
     def on_mount(self) -> None:

@@ -34,7 +34,10 @@ KEYS = "enter: apply · tab / shift+tab: next / previous field · esc: cancel"
 
 
 def _text(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """Short text that reads back as the same value (so untouched fields stay unchanged)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 class KnobsScreen(ModalScreen[None]):
@@ -66,7 +69,7 @@ class KnobsScreen(ModalScreen[None]):
                 for name in kn.KNOBS:
                     yield Label(LABELS[name])
                     yield Input(_text(getattr(self.current, name)), id=f"knob-{name}",
-                                compact=True, select_on_focus=False)
+                                compact=True)
             yield Static("", id="knobs-message")
             yield Static(Text(KEYS, style="dim"), id="knobs-keys")
 

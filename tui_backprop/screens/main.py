@@ -74,7 +74,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         ("Step one op back", "b / ←", "back"),
         ("Next phase", "p: forward → loss → backward → update", "phase"),
         ("Next iteration", "i", "iteration"),
-        ("Continue until a flag fires", "c: NaN/Inf, explode, vanish, spike, …", "continue"),
+        ("Continue until a flag fires", "c: the first breakpoint (x) to fire; with none, "
+         "any flag: NaN/Inf, explode, vanish, spike, …", "continue"),
         ("Run N iterations", "r", "run"),
         ("Jump to iteration", "g", "goto"),
         ("Pause the running job", "space / escape", "pause"),

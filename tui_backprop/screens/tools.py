@@ -95,6 +95,8 @@ class ToolsMixin:
 
     def refresh_tools(self) -> None:
         """Push fresh data to whichever tool is open (called after every move)."""
+        if self.running:  # the worker owns the source until it returns
+            return
         src = self.source
         panel = self._cursor_panel()
         drill = self.query_one(DrillPane)
@@ -112,6 +114,10 @@ class ToolsMixin:
 
     # ------------------------------------------------------------------ actions
     def on_matrix_panel_cursor_moved(self, event: MatrixPanel.CursorMoved) -> None:
+        if self.running and event.cell is not None:  # explained once the job returns
+            event.panel.clear_cursor(notify=False)
+            self.app.bell()
+            return
         if event.cell is not None:  # one cursor at a time
             for other in self.query(MatrixPanel):
                 if other is not event.panel:
