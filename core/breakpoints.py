@@ -132,7 +132,9 @@ def first_hit(bps: list[Breakpoint], src: Source, events: list[Event], start: in
             continue
         for it, op, why in _candidates(bp, src, events, start, stop, window):
             idx = src.op_index(it, op)
-            if idx is None or (it, idx) <= after:
+            if idx is None and bp.kind != "op":  # a knob event's "update": the iteration
+                idx = 0
+            if idx is None or (it, idx) <= after:  # an op this iteration's program lacks
                 continue
             if best is None or (it, idx, order) < best:
                 best = (it, idx, order)

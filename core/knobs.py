@@ -8,6 +8,12 @@ never the shapes of the parameters, so one state flows through every segment.
 
 Learning-rate decay keeps using the global iteration (lr_i = lr / (1 + decay·i)),
 so a schedule adds no second clock: a trace derives every lr from it alone.
+
+The detectors run unchanged across a change: their windows and medians span it.
+That is deliberate (a flag right after a change is usually the change's effect,
+and the "knob" event beside it says so), with two consequences: a lower lr
+shrinks the update, not ‖∇W‖, so it does not read as "vanish"; adding
+regularization adds its penalty to the loss, which can read as a "spike".
 """
 
 from __future__ import annotations
@@ -153,3 +159,12 @@ def segments(base: Config, knobs: Sequence[tuple[int, Config]], lo: int, hi: int
 def batch_rows(cfg: Config, rows: int) -> int:
     """Rows per batch of a config over a dataset of `rows` (the accuracy denominator)."""
     return rows if cfg.batch_size == 0 or cfg.batch_size >= rows else cfg.batch_size
+
+
+def batch_rows_column(base: Config, knobs: Sequence[tuple[int, Config]], rows: int,
+                      start: int, count: int) -> np.ndarray:
+    """Per-iteration rows per batch: the denominator of a trace's accuracy counts."""
+    out = np.empty(count)
+    for a, b, cfg in segments(base, knobs, start, start + count):
+        out[a - start:b - start] = batch_rows(cfg, rows)
+    return out

@@ -30,14 +30,13 @@ from core.datasets import BUILTIN, Dataset, make_dataset
 from core.detectors import scan
 from core.history import History
 from core.machine import Machine
-from core.stepper import locate_nan
+from core.reexec import locate_nan
 from core.trace import (
     APPLICATION_ID,
     BLOCK,
     SCHEMA,
     TraceError,
     _reason,
-    batch_rows_column,
     choose_every,
     dataset_digest,
     decode,
@@ -223,7 +222,7 @@ class Recorder:
             self.flags[e.kind] += 1
         self.scanned = self.pos
         start = self.pos - 1 - (self.pos - 1) % self.block
-        per = (batch_rows_column(self.cfg, self.knobs, self.rows, start, self.pos - start)
+        per = (kn.batch_rows_column(self.cfg, self.knobs, self.rows, start, self.pos - start)
                if self.knobs else self.m.program.n)
         rows = metrics_rows(replace(self.hist.view(start - base), start=start), per)
         self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -21,7 +21,8 @@ from core.datasets import Dataset, make_dataset
 from core.detectors import Event
 from core.history import MetricsBlock
 from core.machine import Frame
-from core.stepper import Stepper, frame_metrics
+from core.reexec import frame_metrics
+from core.stepper import Stepper
 from core.trace import TraceReader, dataset_digest
 
 CHECKED = ("loss", "acc", "grad_norm", "weight_norm", "saturation")

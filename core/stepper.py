@@ -16,20 +16,19 @@ forgets everything computed from iteration t on.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 
-from core import catalog as cat
 from core import knobs as kn
 from core.config import Config
 from core.datasets import Dataset
-from core.detectors import Event, frame_events, scan
+from core.detectors import Event, scan
 from core.history import History, MetricsBlock
-from core.machine import SAT_EVERY, Frame, Machine
+from core.machine import Frame, Machine
 from core.program import Op
+from core.reexec import frame_metrics, locate_nan
 
 INIT = -1  # the iteration index of the init ops
 StopRule = Callable[[list[Event]], Event | None]
@@ -239,7 +238,10 @@ class Stepper:
         return self.end is not None and self.iteration + 1 >= self.end
 
     def _events_in(self, lo: int, hi: int) -> list[Event]:
-        return [e for e in self.events if lo <= e.iteration < hi]
+        """Events of iterations [lo, hi) in iteration order (knob events of a schedule
+        given at construction precede the detector events found later)."""
+        return sorted((e for e in self.events if lo <= e.iteration < hi),
+                      key=lambda e: e.iteration)
 
     def _land(self, hit: Event) -> Event:
         self._enter(hit.iteration, self._op_index(hit.op, hit.iteration))
@@ -340,11 +342,13 @@ class Stepper:
 
     def _checkpoint(self) -> None:
         m = self._active
-        if m.pos % self.every == 0 and m.pos not in self.checkpoints:
+        # pinned: each segment's first state (runs stop there), so that re-running part
+        # of a segment, as locating a NaN does, never starts under another config
+        starts = {s for s, _ in self.knobs}
+        if (m.pos % self.every == 0 or m.pos in starts) and m.pos not in self.checkpoints:
             self.checkpoints[m.pos] = m.snapshot()
             if len(self.checkpoints) > self.max_checkpoints:  # thin: double the spacing
                 self.every *= 2
-                starts = {s for s, _ in self.knobs}  # pinned: each segment's first state
                 for k in [k for k in self.checkpoints if k % self.every and k not in starts]:
                     del self.checkpoints[k]
 
@@ -365,49 +369,3 @@ class Stepper:
             return event
         base = max(k for k in self.checkpoints if k <= event.iteration)  # >= segment start
         return locate_nan(self.machine_for(event.iteration), base, self.checkpoints[base], event)
-
-
-def locate_nan(m: Machine, base: int, params: dict[str, np.ndarray], event: Event) -> Event:
-    """Re-run a NaN event's iteration op by op from a saved state to name the producing op.
-
-    The machine's own state is put back afterwards.
-    """
-    saved, pos = m.snapshot(), m.pos
-    m.restore(params, base)
-    if event.iteration > base:
-        m.run_fast(event.iteration - base)
-    frame = m.materialize()
-    m.restore(saved, pos)
-    found = frame_events(frame)
-    return found[0] if found and found[0].kind == "nan" else event
-
-
-def frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
-    """The metrics row of a materialized iteration, computed as the fast path does.
-
-    Call it right after `m.materialize()`: the loss is the kernel's Python float (as
-    the fast path reads it), not the buffer, which rounds it to float32 in a float32
-    run; gradient norms are read from their buffer by both.
-    """
-    with np.errstate(all="ignore"):  # NaN/overflow here is data, already flagged
-        return _frame_metrics(m, frame)
-
-
-def _frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
-    depth = m.program.depth
-    block = MetricsBlock.empty(frame.iteration, 1, depth)
-    block.loss[0] = m.hp.loss
-    block.lr[0] = m.cfg.lr_at(frame.iteration)
-    block.grad_norm[0] = list(m.hp.grad_norm)
-    out = frame.value(f"h{depth}")
-    pred = out.argmax(1)
-    block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)
-    for l in range(depth):
-        f = frame.params[f"W{l + 1}"].reshape(-1)
-        block.weight_norm[0, l] = math.sqrt(float(f.dot(f)))
-    if frame.iteration % SAT_EVERY == 0:
-        act = cat.ACTIVATIONS[m.cfg.activation]
-        for l in range(1, depth):
-            h = frame.value(f"h{l}")
-            block.saturation[0, l - 1] = np.count_nonzero(act.saturated(h)) / h.size
-    return block

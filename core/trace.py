@@ -177,15 +177,6 @@ def _sampled(start: int, count: int) -> np.ndarray:
     return np.flatnonzero(np.arange(start, start + count) % SAT_EVERY == 0)
 
 
-def batch_rows_column(base: Config, knobs: kn.Schedule, rows: int, start: int,
-                      count: int) -> np.ndarray:
-    """Per-iteration rows per batch: the denominator of the stored accuracy counts."""
-    out = np.empty(count)
-    for a, b, cfg in kn.segments(base, knobs, start, start + count):
-        out[a - start:b - start] = kn.batch_rows(cfg, rows)
-    return out
-
-
 def open_ro(path: Path) -> sqlite3.Connection:
     """A read-only connection: the file's bytes are never modified by reading it."""
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
@@ -357,7 +348,7 @@ class TraceReader:
     # ------------------------------------------------------------------ queries
     def batch_rows(self, start: int, count: int) -> np.ndarray:
         """Rows per batch of each iteration in [start, start+count) (knobs may change it)."""
-        return batch_rows_column(self.cfg, self.knobs, self.rows, start, count)
+        return kn.batch_rows_column(self.cfg, self.knobs, self.rows, start, count)
 
     def dataset(self) -> Dataset | None:
         """The stored dataset, or None for a built-in (the Machine regenerates it)."""

@@ -50,7 +50,8 @@ def test_expressions_parse_to_a_normal_form(text: str, norm: str, kind: str) -> 
 @pytest.mark.parametrize("text, message", [
     ("", "type a breakpoint"), ("grad3 > 5", "no layer 3"), ("grad0 > 5", "no layer 0"),
     ("grad > abc", "cannot read"), ("grad > 0x median", "factor must be > 0"),
-    ("grad > 5 median", "write the factor with x"), ("grad > 5x", "x what"), ("it -1", "iterations start at 0"),
+    ("grad > 5 median", "write the factor with x"), ("grad > 5x", "x what"),
+    ("it -1", "iterations start at 0"),
     ("op dL/dW9", "no op 'dL/dW9'"), ("event boom", "no event 'boom'"),
     ("loss rising 0", "1..100000"), ("stop when sad", "cannot read"),
 ])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core import knobs as kn
+from core.breakpoints import BreakpointList
 from core.config import Config, ConfigError
 from core.presets import preset_config
 from core.recorder import Recorder
@@ -69,6 +70,8 @@ def test_stepping_back_across_a_change_is_bit_identical() -> None:
     s.jump(31, "z1")
     assert s.value.shape[0] == 32  # the new batch size
     fresh = Stepper(cfg, knobs=s.knobs, checkpoint_every=1000)  # another path, same schedule
+    assert [e for e in fresh.events if e.kind == "knob"] == [e for e in s.events
+                                                             if e.kind == "knob"]
     for pos, val in seen.items():
         fresh.jump(*pos)
         assert np.array_equal(fresh.value, val), pos
@@ -141,6 +144,9 @@ def test_a_nan_after_a_change_is_located_with_the_new_config(tmp_path) -> None:
     s.jump(40, 0)
     nan = next(e for e in s.events if e.kind == "nan")
     assert (nan.iteration, nan.op) == (12, "z2")  # as lr=1e100 from the start NaNs at 2
+    fresh = Stepper(cfg, knobs=s.knobs, checkpoint_every=64)  # no checkpoint from set_knobs
+    fresh.jump(40, 0)
+    assert nan in fresh.events
     rec = Recorder(tmp_path / "n.trace", cfg, knobs=s.knobs, every=4)
     rec.run(40)
     rec.close()
@@ -169,6 +175,9 @@ def test_trace_round_trip_with_knobs(tmp_path) -> None:
     rp = Replay(path)
     assert [(e.iteration, e.detail) for e in rp.events if e.kind == "knob"] == [
         (26, "lr 0.5 → 0.1, batch size 16 → 0"), (61, "lr decay 0 → 0.01, reg 0 → 0.02")]
+    bl = BreakpointList()
+    bl.add("event knob", rp)
+    assert rp.run_until(rule=bl.rule(rp)).iteration == 26 and rp.position == (26, 0)
     for pos in [(25, "dL/dW1"), (26, "z1"), (70, "update W1"), (3, "h1"), (119, "L")]:
         rp.jump(*pos)
         s.jump(*pos)

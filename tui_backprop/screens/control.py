@@ -97,6 +97,8 @@ class ControlMixin:
 
     def action_knobs(self) -> None:
         src = self.source
+        if self.running:  # the palette does not grey actions: the job owns the stepper
+            return self.app.bell()
         if getattr(src, "end", None) is not None:
             return self._say("a replay's knobs are fixed: they replay as recorded")
 
@@ -111,6 +113,8 @@ class ControlMixin:
 
     def action_save(self) -> None:
         src = self.source
+        if self.running:
+            return self.app.bell()
         if getattr(src, "end", None) is not None:
             return self._say("this is a trace already; saving is for live runs")
         n = len(src.history)
