@@ -130,16 +130,19 @@ def first_hit(bps: list[Breakpoint], src: Source, events: list[Event], start: in
     for order, bp in enumerate(bps):
         if not bp.enabled:
             continue
+        first_it = None  # candidates come in iteration order; within one, take the first op
         for it, op, why in _candidates(bp, src, events, start, stop, window):
+            if first_it is not None and it > first_it:
+                break
             idx = src.op_index(it, op)
             if idx is None and bp.kind != "op":  # a knob event's "update": the iteration
                 idx = 0
             if idx is None or (it, idx) <= after:  # an op this iteration's program lacks
                 continue
+            first_it = it
             if best is None or (it, idx, order) < best:
                 best = (it, idx, order)
                 found = Event(int(it), op, KIND, f"{bp.text} · {why}")
-            break
     return found
 
 

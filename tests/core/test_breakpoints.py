@@ -180,3 +180,12 @@ def test_breakpoints_on_the_cursor_iteration_fire_only_after_the_cursor(explode)
     assert (hit.iteration, hit.op) == (127, "dL/dW2")
     hit, s = run(explode, "grad2 > 10x median", at=(127, "dL/dW1"))
     assert hit.iteration > 127
+
+
+def test_events_of_one_iteration_are_visited_in_op_order() -> None:
+    hit, s = run(NAN_CFG, "event explode")  # iteration 1 explodes in both layers
+    assert (hit.iteration, hit.op) == (1, "dL/dW2")  # backprop reaches dL/dW2 first
+    hit = s.run_until(rule=_rule(s, "event explode"), max_iters=100)
+    assert (hit.iteration, hit.op) == (1, "dL/dW1")
+    hit, s = run(NAN_CFG, "event any")
+    assert (hit.iteration, hit.op) == (1, "L") and "spike" in hit.detail
