@@ -51,6 +51,25 @@ Timed(Stepper(Config()), label="bench").run(headless=True, size=(120, 40))
 """
 
 
+TRIVIAL = """
+import os, time, sys
+launched = float(os.environ["BENCH_LAUNCHED"])
+t0 = time.perf_counter()
+from textual.app import App
+from textual.widgets import Static
+
+class Trivial(App):
+    def compose(self):
+        yield Static("hello")
+
+    def on_ready(self) -> None:
+        sys.stdout.write(f"{time.time() - launched:.4f} {time.perf_counter() - t0:.4f}\\n")
+        self.exit()
+
+Trivial().run(headless=True, size=(120, 40))
+"""
+
+
 def seed_config() -> Config:
     try:
         from core.presets import preset_config
@@ -138,14 +157,14 @@ async def empty_app_floor(presses: int = 30) -> list[float]:
     return out
 
 
-def first_frame(inside: list[float], runs: int = 7) -> list[float]:
+def first_frame(inside: list[float], runs: int = 7, source: str = FIRST_FRAME) -> list[float]:
     """Process launch → first frame (Textual's Ready), per run; `inside` gets the part
     after the interpreter started (first import → Ready)."""
     out = []
     folder = tempfile.mkdtemp(prefix="bench-tui-")
     script = os.path.join(folder, "first_frame.py")  # Textual resolves CSS_PATH from a file
     with open(script, "w") as fh:
-        fh.write(FIRST_FRAME)
+        fh.write(source)
     for _ in range(runs):
         env = dict(os.environ, BENCH_LAUNCHED=repr(time.time()))
         proc = subprocess.run([sys.executable, script], capture_output=True, text=True,
@@ -181,8 +200,13 @@ def main() -> None:
         print(row(name, rt, "(includes pilot sleeps)"))
     print(row("pilot press+pause, empty app (floor)", asyncio.run(empty_app_floor()), ""))
     inside: list[float] = []
-    print(row("launch → first frame (fresh process)", first_frame(inside), "≤ 600"))
+    ours = first_frame(inside)
+    trivial = first_frame([], source=TRIVIAL)  # reference: this machine's Textual floor
+    print(row("launch → first frame (fresh process)", ours, "≤ 600"))
     print(row("first import → first frame (in process)", inside, "≤ 600"))
+    print(row("launch → first frame, trivial Textual app", trivial, "(reference)"))
+    print(f"first-frame ratio ours / trivial Textual app: "
+          f"{statistics.median(ours) / statistics.median(trivial):.2f}×")
 
 
 if __name__ == "__main__":

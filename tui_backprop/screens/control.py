@@ -22,7 +22,6 @@ from core.breakpoints import BreakpointList
 from core.config import Config
 from core.datasets import Dataset
 from core.detectors import Event
-from core.recorder import Recorder
 from core.trace import TraceError
 from tui_backprop.screens.breakpoints import BreakpointsScreen
 from tui_backprop.screens.knobs import KnobsScreen
@@ -137,6 +136,8 @@ class ControlMixin:
         """Record in a thread from copies of the session's inputs: never touches the stepper."""
         worker = get_current_worker()
         try:
+            from core.recorder import Recorder  # sqlite & co. load only when saving
+
             rec = Recorder(path, cfg, data, force=force, target=n, knobs=knobs)
             rec.run(n, should_stop=lambda: worker.is_cancelled)
             done = rec.pos
