@@ -7,66 +7,29 @@ kernels in order *is* backprop; the stepper records each output, the fast path
 runs only the ops the update needs (see `Program.live_ops`).
 """
 
+
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from core import catalog as cat
 from core.config import Config
+from core.grad_ops import (
+    clip_op,
+    grad_input_op,
+    grad_norm_op,
+    grad_w_op,
+    loss_dh_op,
+    loss_dhdz_op,
+    loss_dz_op,
+    sgd_op,
+)
+from core.op import PHASES, Buffers, Hyper, Kernel, Op, cells, h_name
 
-Buffers = dict[str, np.ndarray]
-PHASES = ("init", "forward", "loss", "backward", "update")
-
-
-@dataclass
-class Hyper:
-    """Scalars that change between iterations, read by bound kernels."""
-
-    lr: float = 0.0
-    # Python-float copies of scalar outputs, so the fast path reads metrics
-    # without NumPy item access (set by the loss and norm kernels)
-    loss: float = 0.0
-    # views over the w_sq and grad_norm buffers (set when those kernels are bound)
-    w_sq: Sequence[float] = ()
-    grad_norm: Sequence[float] = ()
-
-
-Kernel = Callable[[Buffers, Hyper], Callable[[], None]]
-
-
-@dataclass(frozen=True)
-class Op:
-    """One named operation of the program; `bind` makes its runnable kernel."""
-
-    key: str  # array name (export key), e.g. "dL_dz2"
-    name: str  # display name, e.g. "dL/dz2"
-    phase: str
-    formula: str
-    inputs: tuple[str, ...]
-    shape: tuple[int, ...]
-    layer: int
-    family: str  # catalog family: "linear", "sigmoid", "mse", "l2", "sgd", ...
-    bind: Kernel = field(repr=False, compare=False)
-    target: str = ""  # buffer written in place (params, clipped grads); "" = own buffer
-    display_only: bool = False  # not needed to compute the update (fused elsewhere)
-
-
-def _cells(arr: np.ndarray) -> memoryview:
-    """A writable memoryview over a small contiguous float array.
-
-    Writing Python floats through it costs ~0.1 µs against ~0.3-0.6 µs for NumPy
-    item assignment: it matters on the fast path of a 2-10-2 net.
-    """
-    return memoryview(arr.reshape(-1)).cast("B").cast(arr.dtype.char)
-
-
-def _h(l: int) -> str:
-    return "X" if l == 0 else f"h{l}"
+__all__ = ["PHASES", "Buffers", "Hyper", "Kernel", "Op", "Program", "build_program"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +132,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
     # ---- forward
     for l in range(1, depth + 1):
-        src = _h(l - 1)
+        src = h_name(l - 1)
         bias = f" + b{l}" if cfg.bias else ""
         ins = (src, f"W{l}") + ((f"b{l}",) if cfg.bias else ())
 
@@ -184,7 +147,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
                 return run
             return partial(np.matmul, x, w, out=z)
 
-        ops.append(Op(f"z{l}", f"z{l}", "forward", f"z{l} = {_h(l - 1)}·W{l}{bias}", ins,
+        ops.append(Op(f"z{l}", f"z{l}", "forward", f"z{l} = {h_name(l - 1)}·W{l}{bias}", ins,
                       shape(l), l, "linear", bind_z))
         last = l == depth
         if last and loss.output == "softmax":
@@ -208,7 +171,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     loss_ins = ((f"z{L}", "labels") if loss.fused else (f"h{L}", "y")) + tuple(params)
 
     def bind_loss(b: Buffers, hp: Hyper):
-        out, wsq = _cells(b["loss"]), _cells(b["w_sq"])
+        out, wsq = cells(b["loss"]), cells(b["w_sq"])
         ws = [b[p] for p in params]
         flats = [w.reshape(-1) for w in ws]
         tmps = [np.empty_like(w) for w in ws]
@@ -253,11 +216,11 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         hl, zl = f"h{l}", f"z{l}"
         if l == L:
             fmt = {"h": hl, "z": zl}
-            ops.append(_loss_dh(loss, l, shape(l), dt, n, fmt))
-            ops.append(_loss_dhdz(loss, l, shape(l), n, sizes[-1], fmt))
-            ops.append(_loss_dz(loss, l, shape(l), n, fmt))
+            ops.append(loss_dh_op(loss, l, shape(l), dt, n, fmt))
+            ops.append(loss_dhdz_op(loss, l, shape(l), n, sizes[-1], fmt))
+            ops.append(loss_dz_op(loss, l, shape(l), n, fmt))
         else:
-            ops.append(_grad_input(l, shape(l)))
+            ops.append(grad_input_op(l, shape(l)))
             src = hl if act.deriv_from == "h" else zl
             deriv = act.derivative
 
@@ -276,7 +239,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             ops.append(Op(f"dL_dz{l}", f"dL/dz{l}", "backward",
                           f"dL/dz{l} = dL/dh{l} ⊙ dh{l}/dz{l}", (f"dL_dh{l}", f"dh{l}_dz{l}"),
                           shape(l), l, act.name, bind_dz))
-        ops.append(_grad_w(cfg, reg, l, (sizes[l - 1], sizes[l]), n))
+        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n))
         if cfg.bias:
             def bind_db(b: Buffers, hp: Hyper, l: int = l):
                 g, out = b[f"dL_dz{l}"], b[f"dL_db{l}"]
@@ -289,7 +252,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     prog_params = [p for l in range(1, L + 1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias
                                                                        else []))]
     grads = [f"dL_d{p}" for p in prog_params]
-    ops.append(_grad_norm(prog_params, grads, L))
+    ops.append(grad_norm_op(prog_params, grads, L))
     upd_src = dict(zip(prog_params, grads, strict=True))
 
     def pshape_of(p: str) -> tuple[int, ...]:
@@ -298,169 +261,9 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
     if cfg.clip > 0:
         for p, g in zip(prog_params, grads, strict=True):
-            ops.append(_clip(cfg, p, g, pshape_of(p)))
+            ops.append(clip_op(cfg, p, g, pshape_of(p)))
             upd_src[p] = f"{g}_clip"
     order = [p for l in range(L, 0, -1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias else []))]
     for p in order:
-        ops.append(_sgd(p, upd_src[p], int(p[1:]), pshape_of(p)))
+        ops.append(sgd_op(p, upd_src[p], int(p[1:]), pshape_of(p)))
     return Program(cfg, sizes, n, tuple(init_ops), tuple(ops))
-
-
-def _loss_dh(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: int,
-             fmt: dict[str, str]) -> Op:
-    inv = 1.0 / n
-
-    def bind(b: Buffers, hp: Hyper):
-        h, y, out = b[f"h{l}"], b["y"], b[f"dL_dh{l}"]
-        if loss.fused:  # −y/(N h), written only where y ≠ 0 so 0/0 never appears
-            def run() -> None:
-                out.fill(0.0)
-                np.divide(y, h, out=out, where=y != 0)
-                np.multiply(out, -inv, out=out)
-            return run
-
-        # the loss op (always run just before) left h − y in this buffer
-        return partial(np.multiply, out, inv, out=out)
-
-    return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", loss.dh_text.format(**fmt),
-              (f"h{l}", "y"), shp, l, loss.name, bind, display_only=loss.fused)
-
-
-def _loss_dhdz(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, k: int,
-               fmt: dict[str, str]) -> Op:
-    if loss.fused:
-        def bind(b: Buffers, hp: Hyper):
-            h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
-            return partial(cat.softmax_jacobian, h, out)
-        return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
-                  (f"h{l}",), (n, k, k), l, "softmax", bind, display_only=True)
-
-    def bind_s(b: Buffers, hp: Hyper):
-        h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
-        return partial(cat._sigmoid_d, h, out)
-    return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
-              (f"h{l}",), shp, l, "sigmoid", bind_s)
-
-
-def _loss_dz(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, fmt: dict[str, str]) -> Op:
-    inv = 1.0 / n
-    if loss.fused:
-        def bind(b: Buffers, hp: Hyper):
-            h, y, out = b[f"h{l}"], b["y"], b[f"dL_dz{l}"]
-
-            def run() -> None:
-                np.subtract(h, y, out=out)
-                np.multiply(out, inv, out=out)
-            return run
-        ins: tuple[str, ...] = (f"h{l}", "y")
-    else:
-        def bind(b: Buffers, hp: Hyper):
-            g, d, out = b[f"dL_dh{l}"], b[f"dh{l}_dz{l}"], b[f"dL_dz{l}"]
-            return partial(np.multiply, g, d, out=out)
-        ins = (f"dL_dh{l}", f"dh{l}_dz{l}")
-    return Op(f"dL_dz{l}", f"dL/dz{l}", "backward", loss.dz_text.format(**fmt), ins, shp, l,
-              loss.name, bind)
-
-
-def _grad_input(l: int, shp: tuple[int, int]) -> Op:
-    """dL/dh{l} = dL/dz{l+1}·W{l+1}ᵀ: the linear layer's derivative w.r.t. its input."""
-    def bind(b: Buffers, hp: Hyper):
-        g, wt, out = b[f"dL_dz{l + 1}"], b[f"W{l + 1}"].T, b[f"dL_dh{l}"]
-        return partial(np.matmul, g, wt, out=out)
-    return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", f"dL/dh{l} = dL/dz{l + 1}·W{l + 1}ᵀ",
-              (f"dL_dz{l + 1}", f"W{l + 1}"), shp, l, "linear", bind)
-
-
-def _grad_w(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, int],
-            n: int) -> Op:
-    """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient)."""
-    src = _h(l - 1)
-    extra = " + " + reg.grad_text.format(W=f"W{l}") if reg else ""
-    ins = (src, f"dL_dz{l}") + ((f"W{l}",) if reg else ())
-    coeff = cfg.reg / n
-
-    def bind(b: Buffers, hp: Hyper):
-        xt, g, w, out = b[src].T, b[f"dL_dz{l}"], b[f"W{l}"], b[f"dL_dW{l}"]
-        if reg is None:
-            return partial(np.matmul, xt, g, out=out)
-        tmp = np.empty_like(w)
-        if reg.name == "l2":
-            def run() -> None:
-                np.matmul(xt, g, out=out)
-                np.multiply(w, coeff, out=tmp)
-                np.add(out, tmp, out=out)
-        else:
-            def run() -> None:
-                np.matmul(xt, g, out=out)
-                np.sign(w, out=tmp)
-                np.multiply(tmp, coeff, out=tmp)
-                np.add(out, tmp, out=out)
-        return run
-
-    return Op(f"dL_dW{l}", f"dL/dW{l}", "backward",
-              f"dL/dW{l} = {_h(l - 1)}ᵀ·dL/dz{l}{extra}", ins, shp, l, "linear", bind)
-
-
-def _grad_norm(params: list[str], grads: list[str], depth: int) -> Op:
-    """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check."""
-    def bind(b: Buffers, hp: Hyper):
-        hp.grad_norm = out = _cells(b["grad_norm"])
-        layers = [[b[g].reshape(-1) for p, g in zip(params, grads, strict=True)
-                   if int(p[1:]) == l] for l in range(1, depth + 1)]
-        if all(len(fs) == 1 for fs in layers):
-            flats = [fs[0] for fs in layers]
-
-            def run() -> None:
-                for i, f in enumerate(flats):
-                    out[i] = math.sqrt(float(f.dot(f)))
-            return run
-
-        def run_bias() -> None:
-            for i, fs in enumerate(layers):
-                out[i] = math.sqrt(sum(float(f.dot(f)) for f in fs))
-        return run_bias
-
-    return Op("grad_norm", "‖dL/dW‖", "update", "‖dL/dWₗ‖ = √(Σ dL/dWₗ²) per layer",
-              tuple(grads), (depth,), 0, "norm", bind)
-
-
-def _clip(cfg: Config, p: str, g: str, shp: tuple[int, ...]) -> Op:
-    c = cfg.clip
-    name = g.replace("_", "/", 1)
-    if cfg.clip_kind == "norm":
-        text = f"clip({name}) = {name}·min(1, {c:g}/‖g‖)  (‖g‖ over all layers)"
-
-        def bind(b: Buffers, hp: Hyper):
-            grad, norms = b[g], b["grad_norm"]
-
-            def run() -> None:
-                total = math.sqrt(float(np.dot(norms, norms)))
-                if total > c:  # NaN/inf compare False: nothing to rescale
-                    np.multiply(grad, c / total, out=grad)
-            return run
-        ins: tuple[str, ...] = (g, "grad_norm")
-    else:
-        text = f"clip({name}) = min(max({name}, −{c:g}), {c:g})"
-
-        def bind(b: Buffers, hp: Hyper):
-            grad = b[g]
-            return partial(np.clip, grad, -c, c, out=grad)
-        ins = (g,)
-    return Op(f"{g}_clip", f"clip {name}", "update", text, ins, shp,
-              int(p[1:]), f"clip-{cfg.clip_kind}", bind, target=g)
-
-
-def _sgd(p: str, g: str, l: int, shp: tuple[int, ...]) -> Op:
-    """p ← p − η·g, in place on the parameter buffer."""
-    def bind(b: Buffers, hp: Hyper):
-        w, grad = b[p], b[g]
-        tmp = np.empty_like(w)
-
-        def run() -> None:
-            np.multiply(grad, hp.lr, out=tmp)
-            np.subtract(w, tmp, out=w)
-        return run
-    gname = g.replace("_clip", "").replace("_", "/", 1)
-    shown = f"clip({gname})" if g.endswith("_clip") else gname
-    return Op(f"{p}_new", f"update {p}", "update", f"{p} ← {p} − η·{shown}", (p, g),
-              shp, l, "sgd", bind, target=p)

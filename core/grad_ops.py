@@ -1,0 +1,176 @@
+"""Builders of the backward and update ops: each chain-rule factor as one `Op`.
+
+`core/program.py` calls these per layer; the maths each kernel runs comes from
+the catalog (`core/catalog.py`), bound here to preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+
+from core import catalog as cat
+from core.config import Config
+from core.op import Buffers, Hyper, Op, cells, h_name
+
+
+def loss_dh_op(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: int,
+             fmt: dict[str, str]) -> Op:
+    inv = 1.0 / n
+
+    def bind(b: Buffers, hp: Hyper):
+        h, y, out = b[f"h{l}"], b["y"], b[f"dL_dh{l}"]
+        if loss.fused:  # −y/(N h), written only where y ≠ 0 so 0/0 never appears
+            def run() -> None:
+                out.fill(0.0)
+                np.divide(y, h, out=out, where=y != 0)
+                np.multiply(out, -inv, out=out)
+            return run
+
+        # the loss op (always run just before) left h − y in this buffer
+        return partial(np.multiply, out, inv, out=out)
+
+    return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", loss.dh_text.format(**fmt),
+              (f"h{l}", "y"), shp, l, loss.name, bind, display_only=loss.fused)
+
+
+def loss_dhdz_op(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, k: int,
+               fmt: dict[str, str]) -> Op:
+    if loss.fused:
+        def bind(b: Buffers, hp: Hyper):
+            h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
+            return partial(cat.softmax_jacobian, h, out)
+        return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
+                  (f"h{l}",), (n, k, k), l, "softmax", bind, display_only=True)
+
+    def bind_s(b: Buffers, hp: Hyper):
+        h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
+        return partial(cat._sigmoid_d, h, out)
+    return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
+              (f"h{l}",), shp, l, "sigmoid", bind_s)
+
+
+def loss_dz_op(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, fmt: dict[str, str]) -> Op:
+    inv = 1.0 / n
+    if loss.fused:
+        def bind(b: Buffers, hp: Hyper):
+            h, y, out = b[f"h{l}"], b["y"], b[f"dL_dz{l}"]
+
+            def run() -> None:
+                np.subtract(h, y, out=out)
+                np.multiply(out, inv, out=out)
+            return run
+        ins: tuple[str, ...] = (f"h{l}", "y")
+    else:
+        def bind(b: Buffers, hp: Hyper):
+            g, d, out = b[f"dL_dh{l}"], b[f"dh{l}_dz{l}"], b[f"dL_dz{l}"]
+            return partial(np.multiply, g, d, out=out)
+        ins = (f"dL_dh{l}", f"dh{l}_dz{l}")
+    return Op(f"dL_dz{l}", f"dL/dz{l}", "backward", loss.dz_text.format(**fmt), ins, shp, l,
+              loss.name, bind)
+
+
+def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
+    """dL/dh{l} = dL/dz{l+1}·W{l+1}ᵀ: the linear layer's derivative w.r.t. its input."""
+    def bind(b: Buffers, hp: Hyper):
+        g, wt, out = b[f"dL_dz{l + 1}"], b[f"W{l + 1}"].T, b[f"dL_dh{l}"]
+        return partial(np.matmul, g, wt, out=out)
+    return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", f"dL/dh{l} = dL/dz{l + 1}·W{l + 1}ᵀ",
+              (f"dL_dz{l + 1}", f"W{l + 1}"), shp, l, "linear", bind)
+
+
+def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, int],
+            n: int) -> Op:
+    """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient)."""
+    src = h_name(l - 1)
+    extra = " + " + reg.grad_text.format(W=f"W{l}") if reg else ""
+    ins = (src, f"dL_dz{l}") + ((f"W{l}",) if reg else ())
+    coeff = cfg.reg / n
+
+    def bind(b: Buffers, hp: Hyper):
+        xt, g, w, out = b[src].T, b[f"dL_dz{l}"], b[f"W{l}"], b[f"dL_dW{l}"]
+        if reg is None:
+            return partial(np.matmul, xt, g, out=out)
+        tmp = np.empty_like(w)
+        if reg.name == "l2":
+            def run() -> None:
+                np.matmul(xt, g, out=out)
+                np.multiply(w, coeff, out=tmp)
+                np.add(out, tmp, out=out)
+        else:
+            def run() -> None:
+                np.matmul(xt, g, out=out)
+                np.sign(w, out=tmp)
+                np.multiply(tmp, coeff, out=tmp)
+                np.add(out, tmp, out=out)
+        return run
+
+    return Op(f"dL_dW{l}", f"dL/dW{l}", "backward",
+              f"dL/dW{l} = {h_name(l - 1)}ᵀ·dL/dz{l}{extra}", ins, shp, l, "linear", bind)
+
+
+def grad_norm_op(params: list[str], grads: list[str], depth: int) -> Op:
+    """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check."""
+    def bind(b: Buffers, hp: Hyper):
+        hp.grad_norm = out = cells(b["grad_norm"])
+        layers = [[b[g].reshape(-1) for p, g in zip(params, grads, strict=True)
+                   if int(p[1:]) == l] for l in range(1, depth + 1)]
+        if all(len(fs) == 1 for fs in layers):
+            flats = [fs[0] for fs in layers]
+
+            def run() -> None:
+                for i, f in enumerate(flats):
+                    out[i] = math.sqrt(float(f.dot(f)))
+            return run
+
+        def run_bias() -> None:
+            for i, fs in enumerate(layers):
+                out[i] = math.sqrt(sum(float(f.dot(f)) for f in fs))
+        return run_bias
+
+    return Op("grad_norm", "‖dL/dW‖", "update", "‖dL/dWₗ‖ = √(Σ dL/dWₗ²) per layer",
+              tuple(grads), (depth,), 0, "norm", bind)
+
+
+def clip_op(cfg: Config, p: str, g: str, shp: tuple[int, ...]) -> Op:
+    c = cfg.clip
+    name = g.replace("_", "/", 1)
+    if cfg.clip_kind == "norm":
+        text = f"clip({name}) = {name}·min(1, {c:g}/‖g‖)  (‖g‖ over all layers)"
+
+        def bind(b: Buffers, hp: Hyper):
+            grad, norms = b[g], b["grad_norm"]
+
+            def run() -> None:
+                total = math.sqrt(float(np.dot(norms, norms)))
+                if total > c:  # NaN/inf compare False: nothing to rescale
+                    np.multiply(grad, c / total, out=grad)
+            return run
+        ins: tuple[str, ...] = (g, "grad_norm")
+    else:
+        text = f"clip({name}) = min(max({name}, −{c:g}), {c:g})"
+
+        def bind(b: Buffers, hp: Hyper):
+            grad = b[g]
+            return partial(np.clip, grad, -c, c, out=grad)
+        ins = (g,)
+    return Op(f"{g}_clip", f"clip {name}", "update", text, ins, shp,
+              int(p[1:]), f"clip-{cfg.clip_kind}", bind, target=g)
+
+
+def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...]) -> Op:
+    """p ← p − η·g, in place on the parameter buffer."""
+    def bind(b: Buffers, hp: Hyper):
+        w, grad = b[p], b[g]
+        tmp = np.empty_like(w)
+
+        def run() -> None:
+            np.multiply(grad, hp.lr, out=tmp)
+            np.subtract(w, tmp, out=w)
+        return run
+    gname = g.replace("_clip", "").replace("_", "/", 1)
+    shown = f"clip({gname})" if g.endswith("_clip") else gname
+    return Op(f"{p}_new", f"update {p}", "update", f"{p} ← {p} − η·{shown}", (p, g),
+              shp, l, "sgd", bind, target=p)
