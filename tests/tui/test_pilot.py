@@ -101,6 +101,10 @@ async def test_continue_stops_on_the_first_flag() -> None:
         text = screen_text(app)
         assert f"stopped on {first.kind}" in text
         assert f"it {first.iteration} · {first.op}" in text  # the flags strip
+        # the status line's loss is the cursor's iteration, not the history run ahead
+        assert len(src.history) > src.iteration + 1
+        assert f"loss {src.history.view().loss[src.iteration]:.4g} " in text
+        assert f"loss {src.history.view().loss[-1]:.4g} " not in text
 
 
 async def test_space_pauses_a_running_continue_and_moves_wait_meanwhile(app) -> None:

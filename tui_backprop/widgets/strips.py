@@ -56,6 +56,8 @@ class StatusLine(_Strip):
 
     def show(self, data: StatusData, loss: np.ndarray | None = None, note: str = "",
              running: str = "") -> None:
+        if loss is not None and data.iteration >= 0:  # the loss *at the cursor*, not ahead
+            loss = loss[: data.iteration + 1]
         tail = None if loss is None else (len(loss), float(loss[-1]) if len(loss) else 0.0)
         if self._changed((data, tail, note, running)):
             self._loss = loss
