@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -220,9 +221,16 @@ class Regularizer:
         np.abs(w, out=tmp)
         return float(tmp.sum())
 
-    def grad(self, w: Array, coeff: float) -> Array:
-        """coeff·W (l2) or coeff·sign(W) (l1): the term added to dL/dW (coeff = λ/N)."""
-        return coeff * (w if self.name == "l2" else np.sign(w))
+    def grad_term(self, w: Array, coeff: float, out: Array) -> Callable[[], None]:
+        """A kernel writing coeff·W (l2) or coeff·sign(W) (l1) into `out`: the term added
+        to dL/dW (coeff = λ/N).  For l2 it is a bare ufunc call (no Python frame)."""
+        if self.name == "l2":
+            return partial(np.multiply, w, coeff, out=out)
+
+        def l1() -> None:
+            np.sign(w, out=out)
+            np.multiply(out, coeff, out=out)
+        return l1
 
     def scale(self, n: int) -> float:
         """Factor turning Σ-penalties into the loss term: λ·(this)."""

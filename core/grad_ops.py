@@ -94,17 +94,12 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
         if reg is None:
             return partial(np.matmul, xt, g, out=out)
         tmp = np.empty_like(w)
-        if reg.name == "l2":
-            def run() -> None:
-                np.matmul(xt, g, out=out)
-                np.multiply(w, coeff, out=tmp)
-                np.add(out, tmp, out=out)
-        else:
-            def run() -> None:
-                np.matmul(xt, g, out=out)
-                np.sign(w, out=tmp)
-                np.multiply(tmp, coeff, out=tmp)
-                np.add(out, tmp, out=out)
+        term = reg.grad_term(w, coeff, tmp)
+
+        def run() -> None:
+            np.matmul(xt, g, out=out)
+            term()
+            np.add(out, tmp, out=out)
         return run
 
     return Op(f"dL_dW{l}", f"dL/dW{l}", "backward",

@@ -190,7 +190,6 @@ class Machine:
         params = self.snapshot()
         self.load_batch(i)
         self.hp.lr = self.cfg.lr_at(i)
-        self.hp.iteration = i
         batch = {k: self.buf[k].copy() for k in ("X", "y", "labels")}
         frame = Frame(i, self.program.ops, [], params, batch)
         bad = {k for k, v in params.items() if not np.isfinite(v).all()}
