@@ -144,3 +144,15 @@ def test_tiny_gradients_keep_their_digits_in_a_common_unit() -> None:
     out = render(MatrixHeatmap(np.array([[-0.001928, 0.001815]])), width=40)
     assert "×1e-3" in out and "█-1.928" in out and "+1.815" in out
     assert "×1e" not in render(MatrixHeatmap(np.array([[0.5, -3.0]])), width=40)
+
+
+def test_subnormal_and_huge_scalars_render() -> None:
+    """Found by hypothesis: a subnormal's 10**-exp overflowed the cell unit."""
+    from rich.console import Console
+
+    from tui_backprop.renderables.matrix import MatrixHeatmap
+
+    for value in (2.22507386e-309, 5e-324, 1.7e308, -1.7e308):
+        console = Console(record=True, width=30, color_system=None)
+        console.print(MatrixHeatmap(np.array(value)), height=3)
+        assert console.export_text().strip()

@@ -231,7 +231,9 @@ class MatrixHeatmap:
         yield new_line
         window = self.grid[r0:r0 + vis_r, c0:c0 + vis_c].astype(float, copy=False)
         scale = self.stats.scale
-        unit = 10.0 ** -self.exp
+        # 10**-exp in two halves: one factor overflows (or underflows) for subnormals
+        half = -self.exp // 2
+        unit = (10.0 ** half, 10.0 ** (-self.exp - half))
         # Segments, not Text: a heatmap row is ~10 styled runs and Text's wrapping
         # machinery would cost more than the whole row
         cur_r, cur_c = self.cursor if self.cursor else (-1, -1)
@@ -260,13 +262,13 @@ class MatrixHeatmap:
             yield Text(line, style=_DIM, no_wrap=True, overflow="ellipsis")
 
     @staticmethod
-    def _cell(v: float, scale: float, unit: float, styles: dict[tuple[int, int], Style]
-              ) -> tuple[str, Style | None]:
+    def _cell(v: float, scale: float, unit: tuple[float, float],
+              styles: dict[tuple[int, int], Style]) -> tuple[str, Style | None]:
         if not math.isfinite(v):
             glyph = "✗" if math.isnan(v) else ("▲" if v > 0 else "▼")
             return glyph + fmt_value(v), _NAN
         level = 0 if v == 0 or scale == 0 else min(4, int(abs(v) / scale * 5))
-        text = fmt_value(v * unit)
+        text = fmt_value(v * unit[0] * unit[1])
         if level == 0:
             return " " + text, None
         return SHADES[level] + text, styles[1 if v > 0 else -1, level]
