@@ -152,7 +152,8 @@ SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 
 def build_loop(m: object) -> Callable[..., None]:
     """The fast path of Machine `m` as one generated function.
 
-    loop(count, i0, loss_l, acc_l, gn_l, wn_l, satb) runs `count` iterations from i0,
+    loop(count, i0, j0, loss_l, acc_l, gn_l, wn_l, satb) runs `count` iterations from i0
+    (row j0 of the block),
     appending per-iteration metrics to the lists (cheaper than NumPy item writes)
     and sampled saturation into `satb`.  The step itself is the live ops' units
     (fused); around it: the step size, ‖W‖² (free from an L2 loss), accuracy from
@@ -199,10 +200,10 @@ def build_loop(m: object) -> Callable[..., None]:
         post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
         env["SAT_EVERY_"] = SAT_EVERY
     lines = ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend",
-             "c_ = 0", "hp_.lr = lr0 / (1.0 + decay * i0)", "for j_ in range(count):",
-             "    i_ = i0 + j_"]
+             "c_ = 0", "hp_.lr = lr0 / (1.0 + decay * i0)", "ib = i0 - j0",
+             "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
     lines += ["    " + ln for ln in pre + body + post]
     if full:
         lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
-    return build_function("fast_loop", ["count", "i0", "loss_l", "acc_l", "gn_l", "wn_l",
+    return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",
                                         "satb"], lines, env)

@@ -77,6 +77,11 @@ class Machine:
         self.live = [k for op, k in zip(self.program.ops, self.kernels, strict=True)
                      if op in live]
         self.params_flat = self.buf["params"]  # every parameter, as one vector
+        base = self.params_flat.__array_interface__["data"][0]
+        self._offsets = {p: (self.buf[p].__array_interface__["data"][0] - base)
+                         // self.params_flat.itemsize for p in self.program.params}
+        self.snaps: list[tuple[int, np.ndarray]] = []  # see run_fast
+        self.snap_every = 0
         self._loop: Callable[..., None] | None = None  # the generated fast loop
         self._epoch = -1
         self._perm = np.arange(n_all)
@@ -90,8 +95,9 @@ class Machine:
         self.pos = 0
 
     def snapshot(self) -> dict[str, np.ndarray]:
-        """Copies of all parameters (the whole training state: the RNG is stateless)."""
-        return {p: self.buf[p].copy() for p in self.program.params}
+        """Copies of all parameters (the whole training state: the RNG is stateless),
+        as views of one flat copy."""
+        return self.state_of(self.params_flat.copy())
 
     def restore(self, params: dict[str, np.ndarray], pos: int) -> None:
         for p, arr in params.items():
@@ -125,26 +131,45 @@ class Machine:
         per-layer gradient norm doubles as the finite check (a norm is finite
         only if every entry is).  The loop is generated once from the live ops
         (`core/fused.py`): the same statements the stepper runs one op at a time.
+
+        `self.snaps` receives (iteration, parameters) at the start of the last
+        iteration run and, with `self.snap_every` > 0, of every multiple of it (the
+        stepper sets it): stepping back
+        or landing near the end then re-executes a few iterations at most.
         """
         if self._loop is None:
             self._loop = build_loop(self)
         depth = self.program.depth
         block = MetricsBlock.empty(self.pos, count, depth)
-        loss_l: list[float] = []
-        acc_l: list[float] = []
-        gn_l: list[float] = []
-        wn_l: list[float] = []
-        i0 = self.pos
+        lists: tuple[list[float], ...] = ([], [], [], [])
+        i0 = cur = self.pos
+        end = i0 + count
+        snap_every = self.snap_every
+        marks = set(range(-(-(i0 + 1) // snap_every) * snap_every, end, snap_every)
+                    ) if snap_every else set()
+        if count > 1:
+            marks.add(end - 1)
+        snaps = self.snaps = []
+        flat = self.params_flat
         with np.errstate(all="ignore"):
-            self._loop(count, i0, loss_l, acc_l, gn_l, wn_l, block.saturation)
-        i = i0 + count
+            for k in sorted(marks):
+                self._loop(k - cur, cur, cur - i0, *lists, block.saturation)
+                cur = k
+                snaps.append((k, flat.copy()))
+            self._loop(end - cur, cur, cur - i0, *lists, block.saturation)
+        loss_l, acc_l, gn_l, wn_l = lists
         block.loss[:] = loss_l
         block.acc[:] = acc_l
-        block.lr[:] = self.cfg.lr / (1.0 + self.cfg.lr_decay * np.arange(i0, i))
+        block.lr[:] = self.cfg.lr / (1.0 + self.cfg.lr_decay * np.arange(i0, end))
         block.grad_norm[:] = np.reshape(gn_l, (count, depth))
         np.sqrt(np.reshape(wn_l, (count, depth)), out=block.weight_norm)
-        self.pos = i
+        self.pos = end
         return block
+
+    def state_of(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """A flat parameter copy as {name: view}, the form snapshots take."""
+        return {p: flat[self._offsets[p]:self._offsets[p] + self.buf[p].size].reshape(
+            self.buf[p].shape) for p in self.program.params}
 
     # ------------------------------------------------------------------ op by op
     def materialize(self) -> Frame:

@@ -67,8 +67,13 @@ class Stepper:
         self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
         # dense parameter snapshots of the last re-executed stretch, so that stepping
         # back across many iteration boundaries costs one materialization each
-        self._recent: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
-        self.max_recent = max(2, min(2048, int(16 * 2**20 / max(p_bytes, 1))))
+        # (flat parameter copies, as Machine.run_fast leaves them in `snaps`)
+        self._recent: OrderedDict[int, np.ndarray | dict[str, np.ndarray]] = OrderedDict()
+        self.max_recent = max(2, min(4096, int(16 * 2**20 / max(p_bytes, 1))))
+        # the fast path also snapshots every `snap_every` iterations (and the last one), so
+        # a back-step or a landing re-executes at most a few iterations (~0.25 ms of them)
+        per_it = 2e-5 * self.program.depth + flops / 1e9
+        self.snap_every = int(2.5e-4 / per_it) if per_it < 2.5e-4 else 0
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
         self.iteration = INIT
@@ -300,29 +305,45 @@ class Stepper:
         if not self.checkpoints:
             self._switch(0).init()
             self._checkpoint()
-        base = self._base(i)
         backwards = self._active.pos > i
+        base = self._base(i)
+        gap = max(self.snap_every, 1)
+        if backwards and base == i > 0 and i - (below := self._base(i - 1)) > gap:
+            # i is saved but nothing just before it: re-run the stretch once from the
+            # state before it, leaving snapshots for the steps back that will follow
+            if (i - below) // gap <= self.max_recent:
+                base = below
         if backwards or base > self._active.pos:
             self._switch(base).restore(self._state(base), base)
-        dense = backwards and i - base <= self.max_recent
+        snap = self.snap_every
+        if backwards and not snap and i - base <= self.max_recent:
+            snap = 1  # big nets: every iteration of a short stretch
         while (pos := self._active.pos) < i:
-            nxt = pos + 1 if dense else min(i, (pos // self.every + 1) * self.every)
+            nxt = min(i, (pos // self.every + 1) * self.every)
             m = self._switch(pos)
+            m.snap_every = snap
             self._observe(m.run_fast(min(nxt, self._next_start(pos)) - pos))
+            for k, flat in getattr(m, "snaps", ()):
+                self._recent[k] = flat
+                self._recent.move_to_end(k)
+            while len(self._recent) > self.max_recent:
+                self._recent.popitem(last=False)
             self._checkpoint()
-            if dense:
-                self._recent[m.pos] = m.snapshot()
-                if len(self._recent) > self.max_recent:
-                    self._recent.popitem(last=False)
 
     # hooks a replay overrides: where saved states come from, what to do with new metrics
     def _base(self, i: int) -> int:
-        """The latest saved iteration <= i."""
+        """The latest saved iteration <= i (a few dict probes when one is near)."""
+        for k in range(i, max(i - max(self.snap_every, 1) - 1, -1), -1):
+            if k in self._recent or k in self.checkpoints:
+                return k
         return max((k for k in (*self.checkpoints, *self._recent) if k <= i), default=0)
 
     def _state(self, k: int) -> dict[str, np.ndarray]:
         """The parameters saved at the start of iteration k."""
-        return self._recent[k] if k in self._recent else self.checkpoints[k]
+        if k not in self._recent:
+            return self.checkpoints[k]
+        state = self._recent[k]
+        return self._active.state_of(state) if isinstance(state, np.ndarray) else state
 
     def _observe(self, block: MetricsBlock) -> None:
         """Metrics the fast path just computed: extend the history past its end."""
