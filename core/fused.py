@@ -152,8 +152,9 @@ SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 
 def build_loop(m: object) -> Callable[..., None]:
     """The fast path of Machine `m` as one generated function.
 
-    loop(count, i0, j0, loss_l, acc_l, gn_l, wn_l, satb) runs `count` iterations from i0
-    (row j0 of the block),
+    loop(count, i0, j0, loss_l, acc_l, gn_l, wn_l, satb, marks, keep) runs `count`
+    iterations from i0 (row j0 of the block), calling keep((i, parameter copy)) at the
+    start of each iteration i that the sorted iterator `marks` yields,
     appending per-iteration metrics to the lists (cheaper than NumPy item writes)
     and sampled saturation into `satb`.  The step itself is the live ops' units
     (fused); around it: the step size, ‖W‖² (free from an L2 loss), accuracy from
@@ -179,7 +180,8 @@ def build_loop(m: object) -> Callable[..., None]:
                CHUNK_=CHUNK, sat=sat, load=m.load_batch,  # type: ignore[attr-defined]
                pred=np.empty(n, np.intp), eq=np.empty(n, bool), equal=np.equal,
                float=float)
-    pre: list[str] = []
+    pre: list[str] = ["if i_ == mark_:", "    keep((i_, pcopy()))", "    mark_ = next(marks, -1)"]
+    env["pcopy"] = buf["params"].copy
     if not full:
         pre.append("load(i_)")
     if cfg.lr_decay:
@@ -200,10 +202,11 @@ def build_loop(m: object) -> Callable[..., None]:
         post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
         env["SAT_EVERY_"] = SAT_EVERY
     lines = ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend",
-             "c_ = 0", "hp_.lr = lr0 / (1.0 + decay * i0)", "ib = i0 - j0",
+             "c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
+             "ib = i0 - j0",
              "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
     lines += ["    " + ln for ln in pre + body + post]
     if full:
         lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
     return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",
-                                        "satb"], lines, env)
+                                        "satb", "marks", "keep"], lines, env)

@@ -12,8 +12,8 @@ from functools import partial
 import numpy as np
 
 from core import catalog as cat
-from core.config import Config
 from core.code import Code
+from core.config import Config
 from core.op import Buffers, Hyper, Op, cells, h_name, lr_of
 
 

@@ -142,21 +142,17 @@ class Machine:
         depth = self.program.depth
         block = MetricsBlock.empty(self.pos, count, depth)
         lists: tuple[list[float], ...] = ([], [], [], [])
-        i0 = cur = self.pos
+        i0 = self.pos
         end = i0 + count
         snap_every = self.snap_every
-        marks = set(range(-(-(i0 + 1) // snap_every) * snap_every, end, snap_every)
+        marks = set(range(-(-i0 // snap_every) * snap_every, end, snap_every)
                     ) if snap_every else set()
-        if count > 1:
+        if count:
             marks.add(end - 1)
-        snaps = self.snaps = []
-        flat = self.params_flat
+        self.snaps = []
         with np.errstate(all="ignore"):
-            for k in sorted(marks):
-                self._loop(k - cur, cur, cur - i0, *lists, block.saturation)
-                cur = k
-                snaps.append((k, flat.copy()))
-            self._loop(end - cur, cur, cur - i0, *lists, block.saturation)
+            self._loop(count, i0, 0, *lists, block.saturation, iter(sorted(marks)),
+                       self.snaps.append)
         loss_l, acc_l, gn_l, wn_l = lists
         block.loss[:] = loss_l
         block.acc[:] = acc_l

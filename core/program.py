@@ -16,6 +16,7 @@ from functools import partial
 import numpy as np
 
 from core import catalog as cat
+from core.code import Code
 from core.config import Config
 from core.grad_ops import (
     clip_op,
@@ -27,7 +28,6 @@ from core.grad_ops import (
     loss_dz_op,
     sgd_op,
 )
-from core.code import Code
 from core.op import PHASES, Buffers, Hyper, Kernel, Op, cells, h_name
 
 __all__ = ["PHASES", "Buffers", "Hyper", "Kernel", "Op", "Program", "build_program"]

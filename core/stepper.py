@@ -65,6 +65,7 @@ class Stepper:
         self.every = checkpoint_every or max(1, min(1000, int(3e7 / max(flops, 1))))
         self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
         self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
+        self._hi = -1  # >= every saved iteration (a shortcut for _base)
         # dense parameter snapshots of the last re-executed stretch, so that stepping
         # back across many iteration boundaries costs one materialization each
         # (flat parameter copies, as Machine.run_fast leaves them in `snaps`)
@@ -74,6 +75,9 @@ class Stepper:
         # a back-step or a landing re-executes at most a few iterations (~0.25 ms of them)
         per_it = 2e-5 * self.program.depth + flops / 1e9
         self.snap_every = int(2.5e-4 / per_it) if per_it < 2.5e-4 else 0
+        # a continue runs blocks of ~60 ms (a power of two >= 256): detectors and rules
+        # cost per block, and a pause is polled between blocks
+        self.block = 1 << max(8, min(12, int(np.log2(6e-2 / per_it))))
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
         self.iteration = INIT
@@ -173,7 +177,7 @@ class Stepper:
             self._enter(target, 0)
 
     def run_until(self, stop: StopRule = _first, max_iters: int = 1_000_000,
-                  should_stop: Callable[[], bool] | None = None, block: int = 256,
+                  should_stop: Callable[[], bool] | None = None, block: int | None = None,
                   rule: BlockRule | None = None) -> Event | None:
         """Fast-run until `stop` picks an event among new ones; the cursor lands on it.
 
@@ -182,6 +186,7 @@ class Stepper:
         A `rule` (breakpoints) replaces `stop`: it is first asked about the rest
         of the cursor's own iteration, then about each block of new history.
         """
+        block = block or self.block
         start = max(self.iteration + 1, 0)
         end = start + max_iters
         if self.end is not None:
@@ -232,6 +237,7 @@ class Stepper:
             for k in [k for k in store if k > t or (store is self._frames and k == t)]:
                 del store[k]
         self.checkpoints[t] = state
+        self._hi = max((*self.checkpoints, *self._recent), default=-1)
         if not kn.changed(old, new):
             return None
         ev = kn.event(t, old, new)
@@ -326,6 +332,7 @@ class Stepper:
             for k, flat in getattr(m, "snaps", ()):
                 self._recent[k] = flat
                 self._recent.move_to_end(k)
+                self._hi = max(self._hi, k)
             while len(self._recent) > self.max_recent:
                 self._recent.popitem(last=False)
             self._checkpoint()
@@ -336,6 +343,9 @@ class Stepper:
         for k in range(i, max(i - max(self.snap_every, 1) - 1, -1), -1):
             if k in self._recent or k in self.checkpoints:
                 return k
+        pos = self._active.pos
+        if self._hi <= pos <= i:  # nothing saved beyond the machine: no restore needed
+            return pos
         return max((k for k in (*self.checkpoints, *self._recent) if k <= i), default=0)
 
     def _state(self, k: int) -> dict[str, np.ndarray]:
@@ -368,6 +378,7 @@ class Stepper:
         starts = {s for s, _ in self.knobs}
         if (m.pos % self.every == 0 or m.pos in starts) and m.pos not in self.checkpoints:
             self.checkpoints[m.pos] = m.snapshot()
+            self._hi = max(self._hi, m.pos)
             if len(self.checkpoints) > self.max_checkpoints:  # thin: double the spacing
                 self.every *= 2
                 for k in [k for k in self.checkpoints if k % self.every and k not in starts]:
