@@ -62,7 +62,9 @@ class Stepper:
         sizes = self.program.sizes
         flops = 6 * self.program.n * sum(sizes[i] * sizes[i + 1] for i in range(len(sizes) - 1))
         # re-executing K iterations should cost ~20 ms at ~1.5 GFLOP/s
-        self.every = checkpoint_every or max(1, min(1000, int(3e7 / max(flops, 1))))
+        # (a power of two, so continue blocks and checkpoint stretches line up)
+        self.every = checkpoint_every or 1 << max(0, min(10, int(np.log2(max(
+            1.0, 3e7 / max(flops, 1))))))
         self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
         self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
         self._hi = -1  # >= every saved iteration (a shortcut for _base)
@@ -75,9 +77,9 @@ class Stepper:
         # a back-step or a landing re-executes at most a few iterations (~0.25 ms of them)
         per_it = 2e-5 * self.program.depth + flops / 1e9
         self.snap_every = int(2.5e-4 / per_it) if per_it < 2.5e-4 else 0
-        # a continue runs blocks of ~60 ms (a power of two >= 256): detectors and rules
+        # a continue runs blocks of ~0.1 s (a power of two >= 256): detectors and rules
         # cost per block, and a pause is polled between blocks
-        self.block = 1 << max(8, min(12, int(np.log2(6e-2 / per_it))))
+        self.block = 1 << max(8, min(12, int(np.log2(0.1 / per_it))))
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
         self.iteration = INIT
@@ -324,11 +326,12 @@ class Stepper:
         snap = self.snap_every
         if backwards and not snap and i - base <= self.max_recent:
             snap = 1  # big nets: every iteration of a short stretch
+        blocks: list[MetricsBlock] = []
         while (pos := self._active.pos) < i:
             nxt = min(i, (pos // self.every + 1) * self.every)
             m = self._switch(pos)
             m.snap_every = snap
-            self._observe(m.run_fast(min(nxt, self._next_start(pos)) - pos))
+            blocks.append(m.run_fast(min(nxt, self._next_start(pos)) - pos))
             for k, flat in getattr(m, "snaps", ()):
                 self._recent[k] = flat
                 self._recent.move_to_end(k)
@@ -336,6 +339,8 @@ class Stepper:
             while len(self._recent) > self.max_recent:
                 self._recent.popitem(last=False)
             self._checkpoint()
+        if blocks:  # detectors scan the stretch once
+            self._observe(MetricsBlock.concat(blocks))
 
     # hooks a replay overrides: where saved states come from, what to do with new metrics
     def _base(self, i: int) -> int:
