@@ -291,6 +291,7 @@ class Stepper:
             frame = self._switch(i).materialize()
             self._observe_frame(frame)
             self._checkpoint()
+            self._remember(i, frame.params)  # the frame's own copy: a later step back is free
         self._frames[i] = frame
         if len(self._frames) > 4:
             self._frames.popitem(last=False)
@@ -333,14 +334,18 @@ class Stepper:
             m.snap_every = snap
             blocks.append(m.run_fast(min(nxt, self._next_start(pos)) - pos))
             for k, flat in getattr(m, "snaps", ()):
-                self._recent[k] = flat
-                self._recent.move_to_end(k)
-                self._hi = max(self._hi, k)
-            while len(self._recent) > self.max_recent:
-                self._recent.popitem(last=False)
+                self._remember(k, flat)
             self._checkpoint()
         if blocks:  # detectors scan the stretch once
             self._observe(MetricsBlock.concat(blocks))
+
+    def _remember(self, k: int, state: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Keep the parameters at the start of iteration k among the recent states."""
+        self._recent[k] = state
+        self._recent.move_to_end(k)
+        self._hi = max(self._hi, k)
+        while len(self._recent) > self.max_recent:
+            self._recent.popitem(last=False)
 
     # hooks a replay overrides: where saved states come from, what to do with new metrics
     def _base(self, i: int) -> int:
