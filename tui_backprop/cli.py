@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -51,6 +50,8 @@ def export_names(depth: int, bias: bool) -> list[str]:
 
 def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:
     """Write atomically: a temp file in the same folder, renamed over the target."""
+    import tempfile
+
     import numpy as np
 
     target = Path(path)
