@@ -75,11 +75,11 @@ class Stepper:
         self.max_recent = max(2, min(4096, int(16 * 2**20 / max(p_bytes, 1))))
         # the fast path also snapshots every `snap_every` iterations (and the last one), so
         # a back-step or a landing re-executes at most a few iterations (~0.4 ms of them)
-        per_it = 2e-5 * self.program.depth + flops / 1e9
+        per_it = 2e-5 * self.program.depth + flops / 5e10  # ~Python overhead + BLAS
         self.snap_every = int(4e-4 / per_it) if per_it < 4e-4 else 0
-        # a continue runs blocks of ~0.1 s (a power of two >= 256; per_it overestimates
+        # a continue runs blocks of ~0.1 s (a power of two, 8..2048; per_it overestimates
         # small nets ~2×): detectors and rules cost per block, a pause is polled between
-        self.block = 1 << max(8, min(12, int(np.log2(0.2 / per_it))))
+        self.block = 1 << max(3, min(11, int(np.log2(0.2 / per_it))))
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
         self.iteration = INIT
