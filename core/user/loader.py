@@ -71,6 +71,7 @@ class UserProgram:
     def where(self, exc: BaseException, text: str) -> str:
         """`FILE:LINE: text`, LINE being the deepest frame in the user's file."""
         line = self.error_line(exc)
+        text = " ".join(text.split())  # one line, whatever the exception's message holds
         return f"{self.display}:{line}: {text}" if line else f"{self.display}: {text}"
 
     def error_line(self, exc: BaseException) -> int | None:
