@@ -25,7 +25,8 @@ THRESHOLD = 1e-5
 EPS = 1e-5
 NOISE = 10.0  # roundoff of (L(w+ε) − L(w−ε))/2ε is up to ~ this × ε_mach × |L| / ε
 SCALE_FLOOR = 1e-3
-MAX_ENTRIES = 200
+MAX_ENTRIES = 32  # entries checked per sampled parameter (2 loss calls each)
+FULL = 64  # parameters up to this size are checked entry by entry
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Sample:
 
 def choose_sample(shape: tuple[int, ...], max_entries: int, seed: int) -> Sample:
     size = math.prod(shape)
-    if size <= max_entries:
+    if size <= max(max_entries, FULL):
         return Sample(size, 0, 1, size)
     cols = shape[-1] if len(shape) > 1 else 1
     stride = max(1, size // max_entries)
