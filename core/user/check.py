@@ -79,6 +79,8 @@ class ParamResult:
     sample: Sample
     threshold: float = THRESHOLD
     rel_error: np.ndarray | None = field(default=None, repr=False)  # full shape, NaN unchecked
+    checked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # (flat indices, analytic, numeric) of the checked entries
 
     def to_json(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "passed": self.passed,
@@ -175,7 +177,7 @@ class Checker:
         widx = tuple(int(i) for i in np.unravel_index(int(flat[worst]), shape))
         return ParamResult(name, shape, ga.shape, passed, float(err[worst]), widx,
                            float(ana[worst]), float(num[worst]), fit, text, sample,
-                           self.threshold, rel)
+                           self.threshold, rel, (flat, ana, num))
 
     def _misshaped(self, name: str, shape: tuple[int, ...], ga: np.ndarray, num: np.ndarray,
                    flat: np.ndarray, sample: Sample, noise: float) -> ParamResult:

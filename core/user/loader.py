@@ -8,11 +8,13 @@ past the time limit) into one `UserError` line naming the user's file:line.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import math
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,29 +86,80 @@ class UserProgram:
         return line
 
 
-class _deadline:
-    """Raise UserTimeout in the running code after `seconds` (main thread only).
+class _Watchdog:
+    """One daemon thread raising UserTimeout in threads whose call ran too long.
 
-    Off the main thread (the TUI's workers) signals cannot be used; there the
-    line tracer enforces the limit instead (core/user/tracer.py).
+    Signals reach only the main thread; the app runs long jobs in worker threads,
+    where the exception is injected with PyThreadState_SetAsyncExc instead (it
+    lands at the next Python bytecode, i.e. inside the user's loop).
+    """
+
+    def __init__(self) -> None:
+        self.deadlines: dict[int, float] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> int:
+        tid = threading.get_ident()
+        with self.lock:
+            self.deadlines[tid] = time.monotonic() + seconds
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, daemon=True,
+                                               name="tui-backprop-watchdog")
+                self.thread.start()
+        return tid
+
+    def disarm(self, tid: int) -> None:
+        with self.lock:
+            self.deadlines.pop(tid, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self.lock:
+                late = [t for t, d in self.deadlines.items() if now > d]
+                for t in late:
+                    del self.deadlines[t]
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t),
+                                                               ctypes.py_object(UserTimeout))
+
+
+WATCHDOG = _Watchdog()
+
+
+class _deadline:
+    """Raise UserTimeout in the running code after `seconds`.
+
+    The main thread uses SIGALRM (exact, no helper thread); other threads the
+    watchdog above.
     """
 
     def __init__(self, seconds: float, what: str) -> None:
         self.seconds = seconds
-        self.armed = seconds > 0 and threading.current_thread() is threading.main_thread()
+        self.main = threading.current_thread() is threading.main_thread()
         self.old: Any = None
+        self.tid = 0
 
     def __enter__(self) -> None:
-        if self.armed:
+        if self.seconds <= 0:
+            return
+        if self.main:
             def fire(signum: int, frame: Any) -> None:
                 raise UserTimeout()
             self.old = signal.signal(signal.SIGALRM, fire)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        else:
+            self.tid = WATCHDOG.arm(self.seconds)
 
     def __exit__(self, *exc: object) -> None:
-        if self.armed:
+        if self.seconds <= 0:
+            return
+        if self.main:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.old)
+        else:
+            WATCHDOG.disarm(self.tid)
 
 
 def load(path: str, *, time_limit: float = TIME_LIMIT) -> UserProgram:
@@ -187,15 +240,15 @@ def check_params(prog: UserProgram, params: Any) -> dict[str, np.ndarray]:
     return params
 
 
-def check_loss(prog: UserProgram, value: Any, iteration: int) -> float:
-    """loss()'s result: a finite scalar."""
+def check_loss(prog: UserProgram, value: Any, iteration: int, allow_nan: bool = False) -> float:
+    """loss()'s result: a scalar, finite unless `allow_nan` (the debugger flags NaN as data)."""
     arr = np.asarray(value) if isinstance(value, np.ndarray | np.number | float | int) else None
     if arr is None or isinstance(value, bool) or arr.size != 1 or arr.ndim > 1:
         what = (f"an array of shape {arr.shape}" if arr is not None
                 else type(value).__name__)
         raise UserError(f"{prog.display}: loss() must return a scalar, got {what}")
     out = float(arr.reshape(()))
-    if not math.isfinite(out):
+    if not math.isfinite(out) and not allow_nan:
         raise UserError(f"{prog.display}: loss() returned {out} at iteration {iteration}")
     return out
 
