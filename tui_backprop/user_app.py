@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from textual import work
+from textual.events import Mount
 
 from core.explain import Explanation
 from core.user.check import Checker, ParamResult
@@ -46,10 +47,9 @@ def check_data(res: ParamResult, name: str, iteration: int) -> inv.GradcheckData
                   float(ana[p]), float(num[p]), float(err[p])) for p in order)
     worst = f"{res.name}{inv.idx_text(res.worst_index or ())} analytic {res.analytic:.4g} " \
             f"numeric {res.numeric:.4g}"
-    verdict = "" if res.passed else f" · {res.diagnosis}"
-    return inv.GradcheckData(title + verdict, "", res.passed, res.max_rel_error or 0.0,
+    return inv.GradcheckData(title, "", res.passed, res.max_rel_error or 0.0,
                              res.threshold, worst, res.sample.count, res.sample.size, 0,
-                             1e-5, rel, rows)
+                             1e-5, rel, rows, "" if res.passed else res.diagnosis)
 
 
 class UserGradcheckScreen(GradcheckScreen):
@@ -111,7 +111,8 @@ class UserMainScreen(MainScreen):
 
 
 class UserApp(BackpropApp):
-    def on_mount(self) -> None:
+    def on_mount(self, event: Mount) -> None:
+        event.prevent_default()  # Textual also runs the base class's handler otherwise
         self.push_screen(UserMainScreen(self.source, self.label))
 
 
