@@ -171,7 +171,7 @@ class Checker:
         passed = not failed.any()
         fit, text = (None, "matches the finite differences") if passed else dg.describe(
             ana, num, flat, shape, failed, len(self.X), ga, floor,
-            params[name].reshape(-1)[flat])
+            params[name].reshape(-1)[flat], self.y.shape[1] if self.y.ndim == 2 else 0)
         if passed:
             fit = None
         widx = tuple(int(i) for i in np.unravel_index(int(flat[worst]), shape))

@@ -52,8 +52,17 @@ def _near(x: float, target: float) -> bool:
     return abs(x - target) <= NAME_TOL * abs(target)
 
 
-def name_scale(a: float, n_rows: int) -> str | None:
+def name_scale(a: float, n_rows: int, n_cols: int = 0) -> str | None:
     """Words for a scale factor, or None if it is not a recognisable one."""
+    text = _scale_words(a, n_rows)
+    if n_cols > 1 and n_cols != n_rows and _near(a, n_cols):
+        k = (f"{n_cols} = K (columns of y): a mean over all N·K entries of the loss "
+             f"differentiated as a mean over N only")
+        text = f"{text}; or {k}" if text else f"a ≈ {k}"
+    return text
+
+
+def _scale_words(a: float, n_rows: int) -> str | None:
     if _near(a, -1):
         return "a ≈ −1: the sign is flipped"
     if _near(a, 2):
@@ -73,14 +82,15 @@ def name_scale(a: float, n_rows: int) -> str | None:
 
 def describe(analytic: np.ndarray, numeric: np.ndarray, index: np.ndarray,
              shape: tuple[int, ...], failed: np.ndarray, n_rows: int, full: np.ndarray,
-             floor: float, param: np.ndarray | None = None) -> tuple[Fit | None, str]:
+             floor: float, param: np.ndarray | None = None, n_cols: int = 0
+             ) -> tuple[Fit | None, str]:
     """The fit over the checked entries and a one-line diagnosis of a FAIL.
 
     Args:
         analytic, numeric: the checked entries (1-D, same order as `index`).
         index: their flat indices into `shape`.
         failed: which of them fail the threshold.
-        n_rows: rows in the batch (for "a missing 1/N").
+        n_rows, n_cols: rows in the batch (for "a missing 1/N"), columns of y.
         full: the whole analytic gradient (for "zero gradient" and transposition).
         floor: the magnitude below which a value counts as zero.
         param: the parameter's values at the checked entries (for the λ·W term).
@@ -106,7 +116,7 @@ def describe(analytic: np.ndarray, numeric: np.ndarray, index: np.ndarray,
         if np.all(np.abs(at_t - numeric) <= 1e-4 * np.maximum(np.abs(numeric), floor)):
             return fit, "transposed gradient: backward returns the transpose of the true one"
     if fit is not None and fit.explained:
-        words = _fit_words(fit, numeric, param, n_rows, floor)
+        words = _fit_words(fit, numeric, param, n_rows, floor, n_cols)
         if words:
             return fit, "analytic ≈ a·numeric + b with " + "; ".join(words)
     significant = np.abs(numeric) > floor
@@ -118,7 +128,7 @@ def describe(analytic: np.ndarray, numeric: np.ndarray, index: np.ndarray,
     if len(ratio) and np.all(np.abs(ratio - np.median(ratio)) <= NAME_TOL * abs(np.median(ratio))):
         a = float(np.median(ratio))
         return fit, ("analytic ≈ a·numeric on every checked entry with "
-                     + (name_scale(a, n_rows) or f"a ≈ {a:.4g}: a wrong constant factor"))
+                     + (name_scale(a, n_rows, n_cols) or f"a ≈ {a:.4g}: a wrong constant factor"))
     if len(ratio) >= 2:
         lo, hi = np.percentile(ratio, [10, 90])
         return fit, (f"no single scale or offset fits (analytic/numeric ranges {lo:.3g} … "
@@ -128,11 +138,11 @@ def describe(analytic: np.ndarray, numeric: np.ndarray, index: np.ndarray,
 
 
 def _fit_words(fit: Fit, numeric: np.ndarray, param: np.ndarray | None, n_rows: int,
-               floor: float) -> list[str]:
+               floor: float, n_cols: int = 0) -> list[str]:
     words = []
     rms = max(float(np.sqrt(np.mean(numeric ** 2))) * max(1.0, abs(fit.scale)), floor)
     if not _near(fit.scale, 1.0):
-        words.append(name_scale(fit.scale, n_rows)
+        words.append(name_scale(fit.scale, n_rows, n_cols)
                      or f"a ≈ {fit.scale:.4g}: a wrong constant factor")
     if abs(fit.offset) > 0.01 * rms:
         words.append(f"b ≈ {fit.offset:.4g} ≠ 0: the same constant is added to every entry "
