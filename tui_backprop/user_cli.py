@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 
 from core.user.check import MAX_ENTRIES, THRESHOLD, CheckReport, ParamResult, run_check
@@ -124,7 +125,9 @@ def print_report(report: CheckReport, header: str, out: Callable[[str], None]) -
             out(_row(p, width))
             if not p.passed:
                 fails.append(f"{p.name} at {it.iteration}")
-                out(f"  {'':<{width}}  └ {p.diagnosis}")
+                pad = " " * (width + 4)
+                out(textwrap.fill(p.diagnosis, 96, initial_indent=pad + "└ ",
+                                  subsequent_indent=pad + "  "))
                 if p.fit is not None:
                     out(f"  {'':<{width}}    fit: analytic ≈ {p.fit.scale:.6g}·numeric "
                         f"{'+' if p.fit.offset >= 0 else '−'} {abs(p.fit.offset):.3g}"

@@ -69,7 +69,7 @@ def _target_nodes(stmt: ast.stmt) -> list[ast.expr]:
             out.extend(t.elts if isinstance(t, ast.Tuple | ast.List) else [t])
     elif isinstance(stmt, ast.AugAssign | ast.AnnAssign) and getattr(stmt, "value", None):
         out.append(stmt.target)
-    return [t for t in out if _plain(t)]
+    return [t for t in out if _plain(t) and not (isinstance(t, ast.Name) and t.id == "_")]
 
 
 def parse_lines(source: str, filename: str) -> dict[int, LineInfo]:
