@@ -114,6 +114,9 @@ class UserApp(BackpropApp):
     def on_mount(self, event: Mount) -> None:
         event.prevent_default()  # Textual also runs the base class's handler otherwise
         self.push_screen(UserMainScreen(self.source, self.label))
+        changed = getattr(self.source, "changed", "")
+        if changed:
+            self.notify(changed, title="file changed", severity="warning", timeout=10)
 
 
 def user_app(path: str, *, dataset: str | None = None, seed: int | None = None,
@@ -126,6 +129,20 @@ def user_app(path: str, *, dataset: str | None = None, seed: int | None = None,
     n = len(stepper.program.params)
     return UserApp(stepper, label=f"debug {path} · {n} params",
                    title=f"tui-backprop debug: {path}")
+
+
+def replay_app(path: str, iteration: int | None = None) -> UserApp:
+    """The app over a recording of a user file (core/user/recording.py)."""
+    from pathlib import Path
+
+    from core.user.replay import UserReplay
+
+    source = UserReplay(path)
+    if iteration is not None:
+        source.jump(min(iteration, source.end - 1) if source.end else 0, 0)
+    name = Path(path).name
+    label = f"replay: {name}" + (" · FILE CHANGED" if source.changed else "")
+    return UserApp(source, label=label, title=f"replay: {name}")
 
 
 def run_debug(args: argparse.Namespace) -> int:

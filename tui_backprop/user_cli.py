@@ -82,6 +82,57 @@ def add_user_commands(sub: argparse._SubParsersAction) -> None:
     _common(dbg)
     dbg.add_argument("--mouse", action="store_true", help="enable mouse support")
     dbg.set_defaults(func=cmd_debug)
+    _extend_trace_commands(sub)
+
+
+def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
+    """`record FILE.py` and `replay RUN` of a user-file recording, on the trace commands."""
+    rec, rep = sub.choices.get("record"), sub.choices.get("replay")
+    if rec is not None:
+        rec.add_argument("file", nargs="?", metavar="FILE.py",
+                         help="record your own code (the check/debug contract) instead of "
+                              "the built-in network; --seed, --lr, --dataset apply")
+        rec.add_argument("--time-limit", type=_positive_float, default=TIME_LIMIT,
+                         metavar="S", help="seconds one call into FILE.py may take")
+        builtin = rec.get_default("func")
+        rec.set_defaults(func=lambda a: cmd_record_user(a) if a.file else builtin(a))
+    if rep is not None:
+        builtin_replay = rep.get_default("func")
+
+        def replay(a: argparse.Namespace) -> int:
+            from core.user.recording import is_recording
+
+            return cmd_replay_user(a) if is_recording(a.run) else builtin_replay(a)
+        rep.set_defaults(func=replay)
+
+
+def cmd_record_user(args: argparse.Namespace) -> int:
+    from core.config import Config
+    from core.user.machine import UserMachine
+    from core.user.recording import record, save
+
+    prog = load(args.file, time_limit=args.time_limit)
+    seed = prog.seed if args.seed is None else args.seed
+    X, y = resolve_data(prog, args.dataset, seed)
+    m = UserMachine(prog, X, y, Config(lr=args.lr or prog.lr, seed=seed, dataset="user"))
+    every = args.checkpoint_every or 64
+    try:
+        rec = record(prog, m, args.iterations, every)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing written", file=sys.stderr)
+        return 130
+    save(rec, args.out, args.force)
+    print(f"recorded {rec.n:,} iterations of {args.file} (source sha256 "
+          f"{prog.sha256[:12]}…) to {args.out}")
+    return 0
+
+
+def cmd_replay_user(args: argparse.Namespace) -> int:
+    from tui_backprop.user_app import replay_app
+
+    app = replay_app(args.run, iteration=args.iteration)
+    app.run(mouse=args.mouse)
+    return app.return_code or 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

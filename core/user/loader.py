@@ -176,17 +176,23 @@ def load(path: str, *, time_limit: float = TIME_LIMIT) -> UserProgram:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
-    filename = str(p.resolve())
+    return load_source(source, path, str(p.resolve()), hashlib.sha256(raw).hexdigest(),
+                       p.stem, time_limit=time_limit)
+
+
+def load_source(source: str, display: str, filename: str, sha256: str, stem: str, *,
+                time_limit: float = TIME_LIMIT) -> UserProgram:
+    """Compile and run a user program's source (a file's, or one stored in a recording)."""
+    path = display
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:
         raise UserError(f"{path}:{exc.lineno}: SyntaxError: {exc.msg}") from None
     except ValueError as exc:  # e.g. null bytes
         raise UserError(f"{path}: cannot compile: {exc}") from None
-    mod = types.ModuleType(f"tui_backprop_user_{p.stem}")
+    mod = types.ModuleType(f"tui_backprop_user_{stem}")
     mod.__file__ = filename
-    prog = UserProgram(path, filename, source, hashlib.sha256(raw).hexdigest(), mod.__dict__,
-                       time_limit=time_limit)
+    prog = UserProgram(path, filename, source, sha256, mod.__dict__, time_limit=time_limit)
     sys.modules[mod.__name__] = mod  # dataclasses and pickling in user code look it up
     try:
         with _deadline(time_limit, "import"):

@@ -112,3 +112,31 @@ async def test_an_exception_stops_on_its_line_and_the_app_keeps_running(tmp_path
         await settle(pilot)
         await pilot.press("b")
         assert src.iteration == 1 and isinstance(app.screen, MainScreen)
+
+
+async def test_replay_of_a_changed_file_says_so_and_steps(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tui_backprop.user_app import replay_app
+
+    mynet = tmp_path / "mynet.py"
+    mynet.write_text(source())
+    run = tmp_path / "run.npz"
+    res = subprocess.run([sys.executable, "-m", "tui_backprop.cli", "record", str(mynet),
+                          "--iterations", "40", "--out", str(run)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    mynet.write_text(source("sign_flip_w2"))
+    app = replay_app(str(run))
+    app.theme = THEME
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "FILE CHANGED" in screen_text(app)
+        await pilot.press("i", "n", "n")
+        assert app.source.position == (0, 2)
+        # the recorded source's third line of loss(), shown under the recording's name
+        recorded = tmp_path / "recorded.py"
+        recorded.write_text(source())
+        line = line_of(recorded, 'scores = affine_forward(h1, params["W2"], params["b2"])')
+        assert f"mynet.py (recorded):{line}  scores = affine_forwa" in card_line(app)
