@@ -60,8 +60,12 @@ def record(prog: UserProgram, m: UserMachine, iterations: int, every: int,
         if m.error_at is not None:
             raise UserError(f"{prog.display}: the code failed at iteration {m.error_at}; "
                             f"run `tui-backprop debug {prog.display}` to see the line")
-    cat = (lambda name: np.concatenate([getattr(b, name) for b in blocks]) if blocks
-           else np.zeros((0,) if name == "loss" else (0, m.program.depth)))
+
+    def cat(name: str) -> np.ndarray:
+        if not blocks:
+            return np.zeros((0,) if name == "loss" else (0, m.program.depth))
+        return np.concatenate([getattr(b, name) for b in blocks])
+
     meta = {"display": prog.display, "path": prog.filename, "sha256": prog.sha256,
             "seed": m.cfg.seed, "lr": m.cfg.lr, "iterations": m.pos, "checkpoint_every": every,
             "params": list(m.program.params)}
