@@ -14,6 +14,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
 from core.user.check import MAX_ENTRIES, THRESHOLD, CheckReport, ParamResult, run_check
 from core.user.loader import TIME_LIMIT, UserError, load
@@ -111,6 +112,8 @@ def cmd_record_user(args: argparse.Namespace) -> int:
     from core.user.machine import UserMachine
     from core.user.recording import record, save
 
+    if Path(args.out).exists() and not args.force:
+        raise UserError(f"{args.out} exists; pass --force to overwrite it")
     prog = load(args.file, time_limit=args.time_limit)
     seed = prog.seed if args.seed is None else args.seed
     X, y = resolve_data(prog, args.dataset, seed)

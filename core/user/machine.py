@@ -96,6 +96,7 @@ class UserMachine:
                                      len(X))
         self.pos = 0
         self.error_at: int | None = None  # first iteration the user's code failed in
+        self.error_text = ""
 
     # ------------------------------------------------------------------ state
     def init(self) -> None:
@@ -131,6 +132,7 @@ class UserMachine:
                     loss, grads, wn = self._step(i)
                 except UserError as exc:
                     self.error_at = i if self.error_at is None else min(self.error_at, i)
+                    self.error_text = str(exc)
                     if done == 0:
                         raise UserCodeError(f"{exc} (iteration {i}: g {i} shows it line by "
                                             f"line)") from None

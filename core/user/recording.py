@@ -58,8 +58,7 @@ def record(prog: UserProgram, m: UserMachine, iterations: int, every: int,
         except UserCodeError as exc:
             raise UserError(str(exc).split(" (iteration")[0]) from None
         if m.error_at is not None:
-            raise UserError(f"{prog.display}: the code failed at iteration {m.error_at}; "
-                            f"run `tui-backprop debug {prog.display}` to see the line")
+            raise UserError(f"{m.error_text} (at iteration {m.error_at})")
 
     def cat(name: str) -> np.ndarray:
         if not blocks:
