@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 # errors that are the user's input, by module: checked only if that module was loaded
-INPUT_ERRORS = (("core.datasets", "DatasetError"), ("core.trace", "TraceError"))
+INPUT_ERRORS = (("core.datasets", "DatasetError"), ("core.trace", "TraceError"),
+                ("core.user.loader", "UserError"))
 
 
 class UsageError(Exception):
@@ -165,6 +166,9 @@ def build_parser() -> Parser:
     exp.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
     exp.set_defaults(func=cmd_export)
     _add_trace_commands(sub)
+    from tui_backprop.user_cli import add_user_commands  # check / debug FILE.py (issue 9)
+
+    add_user_commands(sub)
     return p
 
 
