@@ -83,9 +83,10 @@ def decode(what: str, dtype: Any, shape: Any, data: Any, crc: Any,
 
 
 def decode_block(what: str, dtype: Any, shape: Any, data: Any, crc: Any,
-                 want_dtype: str | None = None, want_shape: tuple[int, ...] | None = None
-                 ) -> np.ndarray:
-    """A format-3 metrics column: checksum of the stored blob, then core/codec.py."""
+                 want_dtype: str | None = None, want_shape: tuple[int, ...] | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """A format-3 metrics column: checksum of the stored blob, then core/codec.py
+    (into `out` when given: it must be C-contiguous of want_dtype and want_shape)."""
     if type(data) is not bytes:
         raise TraceError(f"{what}: data is not a blob")
     if type(dtype) is not str or dtype not in DTYPES or type(shape) is not str:
@@ -98,7 +99,7 @@ def decode_block(what: str, dtype: Any, shape: Any, data: Any, crc: Any,
     if crc != zlib.crc32(data):
         raise TraceError(f"{what}: data does not match its checksum")
     try:
-        return unpack(data, dtype, dims)
+        return unpack(data, dtype, dims, out)
     except CodecError as exc:
         raise TraceError(f"{what}: {exc}") from None
 

@@ -44,12 +44,11 @@ def rows(block: MetricsBlock) -> list[list[float | int | None]]:
     table = np.column_stack([np.arange(block.start, block.start + n, dtype=np.float64),
                              block.loss, block.acc, block.lr, block.grad_norm,
                              block.weight_norm, block.saturation])
-    out = table.tolist()
-    if np.isnan(table).any():
-        out = [[None if v != v else v for v in row] for row in out]
-    for row in out:
-        row[0] = int(row[0])
-    return out
+    out = np.empty(table.shape, dtype=object)
+    out[:] = table  # Python floats, made in C
+    out[np.isnan(table)] = None
+    out[:, 0] = range(block.start, block.start + n)
+    return out.tolist()
 
 
 def insert(con: sqlite3.Connection, block: MetricsBlock) -> None:

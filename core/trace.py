@@ -257,38 +257,57 @@ class TraceReader:
         return data
 
     def _read_blocks(self) -> None:
-        depth, n = self.program.depth, self.program.n
+        depth = self.program.depth
         rows: dict[Any, dict[str, tuple]] = {}
         for start, count, name, *cols in self.con.execute(
                 "SELECT start, count, name, dtype, shape, data, crc FROM blocks ORDER BY start"):
             rows.setdefault(start, {})[name] = (count, *cols)
-        self.history = History(depth)
-        for start, cols in rows.items():
+        n = 0
+        for start, cols in rows.items():  # the sequence first: then one array per metric
             counts = {c[0] for c in cols.values()}
             if set(cols) != set(METRICS) or len(counts) != 1:
                 raise TraceError(f"block {start}: needs columns {', '.join(METRICS)} of one count")
             count = counts.pop()
-            if (start != len(self.history) or start % self.block or type(count) is not int
+            if (start != n or start % self.block or type(count) is not int
                     or not 0 < count <= self.block):
                 raise TraceError(f"block at {start!r} of {count!r} iterations breaks the "
                                  f"sequence of {self.block}-iteration blocks")
-            what = f"block {start}"
-            dec = decode_block if self.version >= COMPRESSED else decode
-            b = MetricsBlock.empty(start, count, depth)
-            b.loss[:] = dec(what, *cols["loss"][1:], "<f8", (count,))
-            correct = dec(what, *cols["correct"][1:], None, (count,))
-            per = self.batch_rows(start, count) if self.knobs else n
-            if correct.dtype.kind != "u" or (correct > per).any():
+            n += count
+        b = MetricsBlock.empty(0, n, depth)
+        correct = np.empty(n, np.uint32)
+        for start, cols in rows.items():
+            count, what = cols["loss"][0], f"block {start}"
+            stop = start + count
+            if self.version >= COMPRESSED:  # inflated straight into the big arrays
+                decode_block(what, *cols["loss"][1:], "<f8", (count,), b.loss[start:stop])
+                for name in ("grad_norm", "weight_norm"):
+                    decode_block(what, *cols[name][1:], "<f8", (count, depth),
+                                 getattr(b, name)[start:stop])
+                dec = decode_block
+            else:
+                dec = decode
+                b.loss[start:stop] = decode(what, *cols["loss"][1:], "<f8", (count,))
+                for name in ("grad_norm", "weight_norm"):
+                    getattr(b, name)[start:stop] = decode(what, *cols[name][1:], "<f8",
+                                                          (count, depth))
+            c = dec(what, *cols["correct"][1:], None, (count,))
+            if c.dtype.kind != "u" or c.dtype.itemsize > 4:
                 raise TraceError(f"{what}: accuracy counts out of range")
-            b.acc[:] = correct * (1.0 / per)  # what the fast path computes, bit for bit
-            b.lr[:] = kn.lr_column(self.cfg, self.knobs, start, count)
-            b.grad_norm[:] = dec(what, *cols["grad_norm"][1:], "<f8", (count, depth))
-            b.weight_norm[:] = dec(what, *cols["weight_norm"][1:], "<f8", (count, depth))
+            correct[start:stop] = c
             sampled = _sampled(start, count)
-            b.saturation[sampled] = dec(what, *cols["saturation"][1:], "<f8",
-                                           (len(sampled), depth - 1))
-            self.history.append(b)
-        self.n = len(self.history)
+            b.saturation[start + sampled] = dec(what, *cols["saturation"][1:], "<f8",
+                                                (len(sampled), depth - 1))
+        per = self.batch_rows(0, n) if self.knobs else self.program.n
+        if (correct > per).any():
+            bad = int(np.flatnonzero(correct > per)[0])
+            raise TraceError(f"block {bad - bad % self.block}: accuracy counts out of range")
+        np.multiply(correct, 1.0 / per, out=b.acc)  # what the fast path computes, bit for bit
+        if self.knobs or self.cfg.lr_decay:
+            b.lr[:] = kn.lr_column(self.cfg, self.knobs, 0, n)
+        else:  # lr / (1 + 0·i) is lr, bit for bit
+            b.lr[:] = self.cfg.lr
+        self.history = History.wrap(b)
+        self.n = n
 
     def _read_checkpoints(self) -> None:
         # rowids from a table scan: loading by rowid does not trust the (damageable) index
