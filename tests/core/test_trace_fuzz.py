@@ -74,6 +74,11 @@ def reblob(name: str, start: int, change: Callable[[bytes], bytes]) -> Callable[
     return damage
 
 
+def deflate(data: bytes) -> bytes:
+    z = zlib.compressobj(1, zlib.DEFLATED, -15)  # a raw stream, as core/codec.py stores
+    return z.compress(data) + z.flush()
+
+
 def truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -102,7 +107,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "short block": (sql("UPDATE blocks SET data = substr(data, 1, 9) WHERE name = 'grad_norm'"),
                     "checksum"),
     "short block, CRC fixed": (reblob("grad_norm", 0, lambda b: b[:9]), "block 0: "),
-    "block too long": (reblob("loss", 64, lambda b: b[:1] + zlib.compress(bytes(1000))),
+    "block too long": (reblob("loss", 64, lambda b: b[:1] + deflate(bytes(1000))),
                        "more than 512 bytes do not hold"),
     "block codec": (reblob("loss", 0, lambda b: b"\x07" + b[1:]), "not a compressed"),
     "text blob": (sql("UPDATE blocks SET data = 'abc' WHERE name = 'loss'"), "not a blob"),
