@@ -25,7 +25,10 @@ from core.history import History
 LD = np.longdouble
 EXACT = np.finfo(LD).nmant >= 63  # 80-bit or wider: 17 digits in one multiply, vectorized
 _POW10 = np.array([LD(10) ** k for k in range(-400, 401)]) if EXACT else None
-_EXP = np.array([f"e{e:+03d}".encode() for e in range(-400, 401)])
+_EXPB = np.array([f"e{e:+03d}".encode() for e in range(-400, 401)], "S5").view(
+    np.uint8).reshape(801, 5)
+_GROUPS = np.array([f"{g:04d}".encode() for g in range(10000)], "S4").view(
+    np.uint8).reshape(10000, 4)
 
 
 def column_names(depth: int) -> list[str]:
@@ -65,7 +68,8 @@ def floats_text(x: np.ndarray, nan: bytes = b"nan", inf: bytes | None = None) ->
 
 
 def _digits17(x: np.ndarray) -> np.ndarray:
-    """d.dddddddddddddddde±XX for finite x; placeholders where x is 0 or not finite."""
+    """[-]d.ddd…e±XX for finite x, as an S24 array whose unused bytes are NUL (dropped
+    when lines are written); placeholders where x is 0 or not finite."""
     a = np.abs(x)
     ok = np.isfinite(a) & (a > 0)
     a = np.where(ok, a, 1.0)
@@ -75,13 +79,22 @@ def _digits17(x: np.ndarray) -> np.ndarray:
         if wrong.any():
             e[wrong] += step
             q[wrong] = np.rint(a[wrong].astype(LD) * _POW10[16 - e[wrong] + 400])
-    digits = q.astype(np.uint64).astype("S17").view(np.uint8).reshape(len(x), 17)
-    mant = np.empty((len(x), 18), np.uint8)
-    mant[:, 0], mant[:, 1], mant[:, 2:] = digits[:, 0], ord("."), digits[:, 1:]
-    mant = np.strings.rstrip(mant.view("S18").reshape(len(x)), b"0")  # 6.2000…0 -> 6.2
-    mant = np.where(np.strings.endswith(mant, b"."), np.strings.add(mant, b"0"), mant)
-    s = np.strings.add(mant, _EXP[e + 400])
-    s = np.where(np.signbit(x), np.strings.add(b"-", s), s)
+    q = q.astype(np.uint64)
+    n = len(x)
+    m = np.zeros((n, 24), np.uint8)  # sign, d, '.', 16 digits, e, ±, up to 3 digits
+    m[:, 0] = np.where(np.signbit(x), ord("-"), 0)
+    lead, rest = np.divmod(q, np.uint64(10**16))
+    m[:, 1] = lead.astype(np.uint8) + ord("0")
+    m[:, 2] = ord(".")
+    for k, p in enumerate((10**12, 10**8, 10**4, 1)):  # four groups of four digits
+        group, rest = np.divmod(rest, np.uint64(p))
+        m[:, 3 + 4 * k:7 + 4 * k] = _GROUPS[group.astype(np.intp)]
+    frac = m[:, 3:19]
+    keep = np.maximum.accumulate((frac != ord("0"))[:, ::-1], axis=1)[:, ::-1]
+    keep[:, 0] = True  # 6.2000 -> 6.2, 6.0000 -> 6.0
+    np.multiply(frac, keep, out=frac)  # trailing zeros become NUL
+    m[:, 19:24] = _EXPB[e + 400]
+    s = m.view("S24").reshape(n)
     zero = x == 0
     if zero.any():
         s[zero] = np.where(np.signbit(x[zero]), b"-0.0", b"0.0")
@@ -147,12 +160,21 @@ def write_jsonl(fh: BinaryIO, history: History, events: Sequence[Event], every: 
     return _write_lines(fh, keyed)
 
 
-def _write_lines(fh: BinaryIO, cols: list[np.ndarray | list[bytes]], chunk: int = 1 << 16
+def _write_lines(fh: BinaryIO, cols: list[np.ndarray | list[bytes]], chunk: int = 1 << 15
                  ) -> int:
-    """Comma-join the columns into lines, a chunk of rows at a time."""
-    n = len(cols[0])
+    """Comma-join the columns into lines, vectorized: each column is a fixed-width bytes
+    array padded with NULs; side by side they make one byte matrix per chunk of rows,
+    and dropping the NULs leaves the lines (no value ever holds a NUL byte)."""
+    arrays = [np.asarray(c, dtype="S") for c in cols]
+    n = len(arrays[0])
+    comma, newline = np.full((1, 1), ord(","), np.uint8), np.full((1, 1), ord("\n"), np.uint8)
     for a in range(0, n, chunk):
-        parts = [c[a:a + chunk] for c in cols]
-        parts = [p.tolist() if isinstance(p, np.ndarray) else p for p in parts]
-        fh.write(b"\n".join(map(b",".join, zip(*parts, strict=True))) + b"\n")
+        m = min(chunk, n - a)
+        parts: list[np.ndarray] = []
+        for k, col in enumerate(arrays):
+            width = col.dtype.itemsize
+            parts.append(np.ascontiguousarray(col[a:a + m]).view(np.uint8).reshape(m, width))
+            parts.append(np.broadcast_to(newline if k == len(arrays) - 1 else comma, (m, 1)))
+        flat = np.concatenate(parts, axis=1).reshape(-1)
+        fh.write(flat[flat != 0].tobytes())
     return n
