@@ -71,7 +71,7 @@ class OpDiff:
     reason: str | None = None  # why ops could not be compared
 
 
-def _differs(a: np.ndarray, b: np.ndarray, rtol: float) -> np.ndarray:
+def differs(a: np.ndarray, b: np.ndarray, rtol: float) -> np.ndarray:
     """Elementwise: not bit-equal, not both NaN, and (rtol > 0) not within rtol."""
     with np.errstate(all="ignore"):
         same = (a == b) | (np.isnan(a) & np.isnan(b))
@@ -100,7 +100,7 @@ def compare_scalars(a: Side, b: Side, rtol: float = 0.0) -> ScalarDiff:
             notes.append(f"{name} not compared: {a.network} and {b.network} have different "
                          f"depths")
             continue
-        bad = _differs(x, y, rtol)
+        bad = differs(x, y, rtol)
         if x.ndim == 1:
             k = _first_row(bad)
             if k is not None:
@@ -137,7 +137,7 @@ def first_op_diff(sa: Stepper, sb: Stepper, iteration: int, rtol: float = 0.0) -
         x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x64.shape != y64.shape:
             return OpDiff(iteration, op.name, k, reason=f"op {op.name} has different shapes")
-        bad = _differs(x64, y64, rtol)
+        bad = differs(x64, y64, rtol)
         if not bad.any():
             continue
         with np.errstate(all="ignore"):
