@@ -188,3 +188,18 @@ def test_metrics_sql_adds_the_queryable_table_to_a_trace(
     assert got == [(int(i), float(loss[i])) for i in np.flatnonzero(loss > cut)]
     one_error_line(*run(capsys, "metrics", str(path), "--sql")[::2], "already has")
     assert run(capsys, "metrics", str(path), "--sql", "--force")[0] == 0
+
+
+def test_record_sql_metrics_makes_the_issue_query_work(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "run.db"
+    code, out, _ = run(capsys, "record", *SEED_FLAGS, "--iterations", "300", "--out", str(path),
+                       "--sql-metrics")
+    assert code == 0
+    with TraceReader(path) as tr:
+        loss = tr.history.view().loss.copy()
+    cut = float(np.quantile(loss, 0.9))
+    con = sqlite3.connect(path)
+    got = con.execute(f"select iteration, loss from metrics where loss > {cut!r}").fetchall()
+    con.close()
+    assert got == [(int(i), float(loss[i])) for i in np.flatnonzero(loss > cut)] and got
