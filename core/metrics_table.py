@@ -1,12 +1,12 @@
 """The optional `metrics` table of a trace: one plain SQL row per iteration.
 
-The compressed metric blocks are the trace's source of truth (about 12 bytes an
+The compressed metric blocks are the trace's source of truth (about 6 bytes an
 iteration at the seed config); this table repeats the scalars as ordinary REAL
 columns so that any SQL tool reads them without our code:
 
     sqlite3 run.db "select iteration, loss from metrics where loss > 0.3"
 
-It costs about 60 bytes an iteration at the seed config (SQLite stores each REAL
+It costs about 73 bytes an iteration at the seed config (SQLite stores each REAL
 in 8 bytes plus a record header), so it is opt-in: `record --sql-metrics` writes
 it while recording, `metrics RUN --sql` adds it to an existing trace.  NaN is
 stored as NULL (SQLite has no NaN), and so is saturation on the iterations where

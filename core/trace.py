@@ -8,7 +8,7 @@ every K iterations.  RNG state: none needed — batch order is a pure function o
 
 Format version 3.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/codec.py: second-order
-delta, byte shuffle, zlib; 43.7 -> ~12 bytes/iteration at the seed config) and
+delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
 may hold the optional `metrics` table.  All three are read.  Arrays are columns
 (dtype, shape, data, crc): a dtype from an allow-list, a JSON shape and a CRC-32
 of the stored bytes — never pickle.  Dataset and checkpoint data are raw

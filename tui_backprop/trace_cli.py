@@ -54,7 +54,7 @@ def add_trace_commands(sub: argparse._SubParsersAction,
                      help="parameters saved every K iterations (default: from the net size, "
                           "so any iteration re-materializes in ~25 ms)")
     rec.add_argument("--sql-metrics", action="store_true",
-                     help="also write the `metrics` SQL table (~75 more bytes/iteration): "
+                     help="also write the `metrics` SQL table (~73 more bytes/iteration): "
                           "sqlite3 RUN 'select iteration, loss from metrics'")
     rec.set_defaults(func=cmd_record)
     info = sub.add_parser("info", help="describe a saved trace")
