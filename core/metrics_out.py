@@ -27,8 +27,9 @@ EXACT = np.finfo(LD).nmant >= 63  # 80-bit or wider: 17 digits in one multiply, 
 _POW10 = np.array([LD(10) ** k for k in range(-400, 401)]) if EXACT else None
 _EXPB = np.array([f"e{e:+03d}".encode() for e in range(-400, 401)], "S5").view(
     np.uint8).reshape(801, 5)
-_GROUPS = np.array([f"{g:04d}".encode() for g in range(10000)], "S4").view(
-    np.uint8).reshape(10000, 4)
+_GROUPS = np.array([f"{g:04d}".encode() for g in range(10000)]  # whole
+                   + [f"{g:04d}".rstrip("0").encode() or b"0" for g in range(10000)]  # last
+                   + [b""], "S4").view(np.uint8).reshape(20001, 4)  # after the last
 
 
 def column_names(depth: int) -> list[str]:
@@ -49,13 +50,15 @@ def kept_rows(n: int, every: int) -> np.ndarray:
 
 def floats_text(x: np.ndarray, nan: bytes = b"nan", inf: bytes | None = None) -> np.ndarray:
     """Bytes that parse back to exactly x (an S array): see the module docstring."""
-    x = np.asarray(x, np.float64)
+    x = np.ascontiguousarray(x, np.float64)
     out: np.ndarray
-    few = len(np.unique(x[:: max(1, len(x) // 512)])) <= 64  # a cheap look before sorting
+    bits = x.view(np.int64)  # distinct bit patterns: 0.0 and -0.0 are two values here
+    few = len(np.unique(bits[:: max(1, len(x) // 512)])) <= 64  # a cheap look first
     small = len(x) <= 4096 or not EXACT
-    uniq, inverse = np.unique(x, return_inverse=True) if few or small else ((), None)
+    uniq, inverse = np.unique(bits, return_inverse=True) if few or small else ((), None)
     if len(uniq) and (small or len(uniq) <= min(4096, len(x) // 16)):
-        out = np.array([repr(float(v)).encode() for v in uniq], dtype="S32")[inverse]
+        values = np.asarray(uniq).view(np.float64)
+        out = np.array([repr(float(v)).encode() for v in values], dtype="S32")[inverse]
     else:
         out = _digits17(x)
     bad = ~np.isfinite(x)
@@ -79,20 +82,24 @@ def _digits17(x: np.ndarray) -> np.ndarray:
         if wrong.any():
             e[wrong] += step
             q[wrong] = np.rint(a[wrong].astype(LD) * _POW10[16 - e[wrong] + 400])
-    q = q.astype(np.uint64)
+    hi, lo = np.divmod(q.astype(np.uint64), np.uint64(10**8))  # q < 1e17: hi < 1e9
+    hi, lo = hi.astype(np.float64), lo.astype(np.float64)  # exact below 2**53
+    lead = np.floor(hi / 1e8)
+    hi -= lead * 1e8
+    groups = []
+    for part in (hi, lo):  # floor(x / 1e4) is exact for integers x < 2**53
+        top = np.floor(part / 1e4)
+        groups += [top, part - top * 1e4]
+    g = np.stack(groups).astype(np.intp)  # (4, n): digits 1-4, 5-8, 9-12, 13-16
+    last = np.select([g[3] > 0, g[2] > 0, g[1] > 0], [3, 2, 1], 0)  # last nonzero group
     n = len(x)
     m = np.zeros((n, 24), np.uint8)  # sign, d, '.', 16 digits, e, ±, up to 3 digits
     m[:, 0] = np.where(np.signbit(x), ord("-"), 0)
-    lead, rest = np.divmod(q, np.uint64(10**16))
     m[:, 1] = lead.astype(np.uint8) + ord("0")
     m[:, 2] = ord(".")
-    for k, p in enumerate((10**12, 10**8, 10**4, 1)):  # four groups of four digits
-        group, rest = np.divmod(rest, np.uint64(p))
-        m[:, 3 + 4 * k:7 + 4 * k] = _GROUPS[group.astype(np.intp)]
-    frac = m[:, 3:19]
-    keep = np.maximum.accumulate((frac != ord("0"))[:, ::-1], axis=1)[:, ::-1]
-    keep[:, 0] = True  # 6.2000 -> 6.2, 6.0000 -> 6.0
-    np.multiply(frac, keep, out=frac)  # trailing zeros become NUL
+    for k in range(4):  # whole groups before the last, trailing zeros cut from it, then NUL
+        which = np.where(k < last, 0, np.where(k == last, 10000, 20000))
+        m[:, 3 + 4 * k:7 + 4 * k] = _GROUPS[g[k] + which]
     m[:, 19:24] = _EXPB[e + 400]
     s = m.view("S24").reshape(n)
     zero = x == 0
