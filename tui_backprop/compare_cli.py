@@ -17,13 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.trace import TraceError
-
 if TYPE_CHECKING:
     from core.config import Config
     from core.diff import Side
 
 DEFAULT_ITERATIONS = 1000  # for a diff of two live runs
+
+
+def _fail(message: str) -> Exception:
+    """A one-line error for cli.main (imported late: `--help` needs no NumPy)."""
+    from core.trace import TraceError
+
+    return TraceError(message)
 
 
 def _positive(text: str) -> int:
@@ -134,7 +139,7 @@ def _vs_config(base: Config, vs: str, run_options: Callable[[argparse.ArgumentPa
     try:
         args = p.parse_args(shlex.split(vs))
     except Exception as exc:  # the cli module's UsageError (it may be loaded twice)
-        raise TraceError(f"--vs: {exc}") from None
+        raise _fail(f"--vs: {exc}") from None
     if args.preset or args.config:
         return config_from_args(args)
     return Config.build(base, {f: getattr(args, d) for d, f in FLAGS.items()
@@ -145,13 +150,13 @@ def resolve(args: argparse.Namespace, run_options: Callable[[argparse.ArgumentPa
             ) -> tuple[Side, Side, list[Any]]:
     """A and B of a diff, and the trace readers to close afterwards."""
     if len(args.runs) > 2:
-        raise TraceError("diff compares two runs: give at most two RUNs")
+        raise _fail("diff compares two runs: give at most two RUNs")
     if args.vs_from is not None and args.vs is None:
-        raise TraceError("--vs-from needs --vs")
+        raise _fail("--vs-from needs --vs")
     if args.vs is not None and len(args.runs) == 2:
-        raise TraceError("give either two RUNs or --vs, not both")
+        raise _fail("give either two RUNs or --vs, not both")
     if args.vs is None and len(args.runs) != 2:
-        raise TraceError('diff needs a second run: another RUN, or --vs "OPTIONS"')
+        raise _fail('diff needs a second run: another RUN, or --vs "OPTIONS"')
     readers: list[Any] = []
     try:
         return (*_sides(args, run_options, readers), readers)
@@ -191,7 +196,7 @@ def _sides(args: argparse.Namespace, run_options: Callable[[argparse.ArgumentPar
         return sides[0], sides[1]
     cfg, knobs = base
     if knobs:
-        raise TraceError("A has knob changes of its own: record B and compare two traces")
+        raise _fail("A has knob changes of its own: record B and compare two traces")
     b_cfg = _vs_config(cfg, args.vs, run_options)
     count = min(n, sides[0].n)
     if args.vs_from is None:
@@ -199,7 +204,7 @@ def _sides(args: argparse.Namespace, run_options: Callable[[argparse.ArgumentPar
     knobs = [(args.vs_from, kn.apply(cfg, kn.changed(cfg, b_cfg)))]
     kn.check(cfg, knobs)
     if kn.apply(cfg, kn.changed(cfg, b_cfg)) != b_cfg:
-        raise TraceError("--vs-from: only knobs (lr, lr decay, reg, clipping, batch size) "
+        raise _fail("--vs-from: only knobs (lr, lr decay, reg, clipping, batch size) "
                          "can change during a run")
     return sides[0], _live(f"B  A with {args.vs} from iteration {args.vs_from}", cfg, count,
                            knobs)
@@ -266,7 +271,7 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise TraceError(f"--show: {text!r} is not an iteration") from None
+        raise _fail(f"--show: {text!r} is not an iteration") from None
 
 
 def _op_line(op: Any) -> str:
@@ -306,7 +311,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     if args.sql:
         if args.out or args.csv or args.jsonl or args.every != 1:
-            raise TraceError("--sql writes into the trace: no --out, --csv, --jsonl or --every")
+            raise _fail("--sql writes into the trace: no --out, --csv, --jsonl or --every")
         return _add_sql_table(args.run, args.force)
     with TraceReader(args.run) as tr:
         history, events = tr.history, list(tr.events)
@@ -325,13 +330,13 @@ def _atomic(path: str, force: bool, writer: Callable[[Any], int]) -> int:
     """Write through a temporary file in the same folder; an old file stays until done."""
     target = Path(path)
     if target.is_dir():
-        raise TraceError(f"{path} is a directory")
+        raise _fail(f"{path} is a directory")
     if target.exists() and not force:
-        raise TraceError(f"{path} exists; pass --force to overwrite it")
+        raise _fail(f"{path} exists; pass --force to overwrite it")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
-        raise TraceError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             rows = writer(fh)
@@ -339,7 +344,7 @@ def _atomic(path: str, force: bool, writer: Callable[[Any], int]) -> int:
         return rows
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise TraceError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -355,14 +360,14 @@ def _add_sql_table(path: str, force: bool) -> int:
     with TraceReader(path) as tr:
         history, depth, status = tr.history, tr.program.depth, tr.status
     if status == "recording":
-        raise TraceError(f"{path} is still being recorded (or was killed); add the table once "
+        raise _fail(f"{path} is still being recorded (or was killed); add the table once "
                          "it is closed")
     try:
         con = sqlite3.connect(path)
         try:
             if metrics_table.exists(con):
                 if not force:
-                    raise TraceError(f"{path} already has a metrics table; --force rewrites it")
+                    raise _fail(f"{path} already has a metrics table; --force rewrites it")
                 con.execute(f"DROP TABLE {metrics_table.TABLE}")
             metrics_table.create(con, depth)
             step = 1 << 16
@@ -372,6 +377,6 @@ def _add_sql_table(path: str, force: bool) -> int:
         finally:
             con.close()
     except sqlite3.Error as exc:
-        raise TraceError(f"cannot write {path}: {exc}") from None
+        raise _fail(f"cannot write {path}: {exc}") from None
     print(f"added the metrics table ({len(history):,} rows) to {path}", file=sys.stderr)
     return 0
