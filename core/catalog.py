@@ -30,7 +30,7 @@ Vec = Callable[[Array, Array], Code]
 # and the fast path inlines into its generated loop.
 def _sigmoid(z: Array, out: Array) -> Code:
     return (Code.call(np.negative, z, out=out) + Code.call(np.exp, out, out=out)
-            + Code.call(np.add, out, 1.0, out=out) + Code.call(np.reciprocal, out, out=out))
+            + Code.call(np.add, out, 1.0, out=out) + Code.call(np.divide, 1.0, out, out=out))
 
 
 def _sigmoid_d(h: Array, out: Array) -> Code:  # h(1-h), from the output

@@ -77,6 +77,18 @@ def positional_out(fn: object) -> bool:
     return isinstance(fn, np.ufunc) and fn not in (np.maximum, np.minimum)
 
 
+def const_arg(fn: object, v: object, out: np.ndarray | None) -> object:
+    """A Python number passed to a ufunc, as a 0-d array of the output's dtype.
+
+    Same bits (a Python float is cast to the output dtype exactly as a 0-d array of
+    that dtype is), but NumPy skips its scalar conversion: ~0.2-0.3 µs per call.
+    """
+    if (isinstance(fn, np.ufunc) and isinstance(out, np.ndarray) and out.dtype.kind == "f"
+            and isinstance(v, float | int) and not isinstance(v, bool)):
+        return np.array(v, dtype=out.dtype)
+    return v
+
+
 def _is_elementwise(fn: object, arrays: list[np.ndarray], out: np.ndarray | None) -> bool:
     return (isinstance(fn, np.ufunc) and fn.signature is None and fn.nout == 1
             and out is not None and all(a.shape == out.shape and a.flags.c_contiguous
@@ -113,7 +125,7 @@ class Code:
                 env.update(a.env)
                 parts.append(a.src)
                 continue
-            env[f"a{i}"] = a
+            env[f"a{i}"] = const_arg(fn, a, out)
             parts.append(f"a{i}")
             if isinstance(a, np.ndarray):
                 arrays.append(a)

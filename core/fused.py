@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core import catalog as cat
-from core.code import Late, Unit, build_function, positional_out, render
+from core.code import Late, Unit, build_function, const_arg, positional_out, render
 
 
 def _root(a: np.ndarray) -> np.ndarray:
@@ -96,19 +96,19 @@ def _unit_from_calls(calls: tuple[tuple[object, tuple[object, ...]], ...]) -> Un
     writes: list[np.ndarray] = []
     names: dict[int, str] = {}
 
-    def name(v: object) -> str:
+    def name(v: object, fn: object = None, out: object = None) -> str:
         if isinstance(v, Late):
             env.update(v.env)
             return v.src
         if id(v) not in names:
             names[id(v)] = f"v{len(names)}"
-            env[names[id(v)]] = v
+            env[names[id(v)]] = const_arg(fn, v, out)  # type: ignore[arg-type]
         return names[id(v)]
 
     for fn, args in calls:
         *ins, out = args
         out_src = name(out) if positional_out(fn) else f"out={name(out)}"
-        lines.append(f"{name(fn)}({', '.join([*(name(v) for v in ins), out_src])})")
+        lines.append(f"{name(fn)}({', '.join([*(name(v, fn, out) for v in ins), out_src])})")
         reads.extend(a for a in ins if isinstance(a, np.ndarray))
         writes.append(out)  # type: ignore[arg-type]
     return Unit("\n".join(lines), env, tuple(reads), tuple(writes), calls)

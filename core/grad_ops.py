@@ -151,7 +151,7 @@ def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...]) -> Op:
     def bind(b: Buffers, hp: Hyper):
         w, grad = b[p], b[g]
         tmp = b[f"{p}_step"]  # a slice of a flat arena: the steps of all layers merge
-        return Code.call(np.multiply, grad, lr_of(hp), out=tmp) + Code.call(
+        return Code.call(np.multiply, grad, lr_of(hp, w.dtype), out=tmp) + Code.call(
             np.subtract, w, tmp, out=w)
     gname = g.replace("_clip", "").replace("_", "/", 1)
     shown = f"clip({gname})" if g.endswith("_clip") else gname
