@@ -41,6 +41,7 @@ class Unit:
     reads: tuple[np.ndarray, ...] | None = None  # None: unknown, a barrier to reordering
     writes: tuple[np.ndarray, ...] | None = None
     calls: tuple[tuple[object, tuple[object, ...]], ...] | None = None  # elementwise ufuncs
+    metric: bool = False  # computes metrics only: the fast path does it a chunk at a time
 
     def signature(self) -> tuple | None:
         """What must match for two units to merge: functions, scalars, array pattern."""
@@ -113,6 +114,12 @@ class Code:
     def opaque(fn: object) -> Code:
         """A plain callable, called as is (rare kernels not worth inlining)."""
         return Code((Unit("k()", {"k": fn}),))
+
+    @staticmethod
+    def metric(fn: object) -> Code:
+        """A callable computing metrics only (loss value, norms): the stepper runs it, the
+        fast path leaves it out and computes the same from arena rows (core/rows.py)."""
+        return Code((Unit("k()", {"k": fn}, metric=True),))
 
     @staticmethod
     def call(fn: object, *args: object, out: np.ndarray | None = None, **kw: object) -> Code:

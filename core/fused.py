@@ -162,7 +162,19 @@ def build_loop(m: object) -> Callable[..., None]:
     """
     prog, buf, hp, cfg = m.program, m.buf, m.hp, m.cfg  # type: ignore[attr-defined]
     depth, n = prog.depth, prog.n
-    units = fuse_units([u for k in m.live for u in k.units])  # type: ignore[attr-defined]
+    rows_mode = prog.row_metrics
+    live: list[Unit] = []
+    chunk = None
+    for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
+        if rows_mode and op.key == "grad_norm":  # the arena, copied here (after the
+            # gradients, before clipping and the update): metrics are computed per chunk
+            arena = buf["metric_rows"]
+            chunk = np.empty((CHUNK, arena.size), arena.dtype)
+            live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
+                                                       "arena": arena}))
+        else:
+            live.extend(u for u in k.units if not (rows_mode and u.metric))
+    units = fuse_units(live)
     body, env = render(units, "f")
     free_wsq = cfg.reg > 0 and cfg.reg_kind == "l2"
     full = m.full  # type: ignore[attr-defined]
@@ -175,6 +187,13 @@ def build_loop(m: object) -> Callable[..., None]:
         for l, h in hidden:
             satb[j, l] = np.count_nonzero(act.saturated(h)) / h.size
 
+    def flush(c: int, loss_l: list, acc_l: list, gn_l: list, wn_l: list) -> None:
+        lo, ac, gn, wn = hp.rows.chunk(chunk[:c])
+        loss_l.extend(lo)
+        acc_l.extend(ac)
+        gn_l.extend(gn)
+        wn_l.extend(wn)
+
     env.update(hp_=hp, lr0=cfg.lr, decay=cfg.lr_decay, amax=out.argmax, preds=preds,
                rows=list(preds), labels=buf["labels"], cnz=np.count_nonzero, inv_n=1.0 / n,
                CHUNK_=CHUNK, sat=sat, load=m.load_batch,  # type: ignore[attr-defined]
@@ -186,18 +205,23 @@ def build_loop(m: object) -> Callable[..., None]:
         pre.append("load(i_)")
     if cfg.lr_decay:
         pre.append("hp_.lr = lr0 / (1.0 + decay * i_)")
-    if not free_wsq:  # ‖W‖² before the update, one dot per layer
+    if not free_wsq and not rows_mode:  # ‖W‖² before the update, one dot per layer
         ws = [buf[p].reshape(-1) for p in prog.params if p[0] == "W"]
         for l, w in enumerate(ws):
             env[f"wd_{l}"], env[f"wf_{l}"] = w.dot, w
         pre.append("wa((" + "".join(f"float(wd_{l}(wf_{l})), " for l in range(depth)) + "))")
-    post = ["wa(hp_.w_sq)"] if free_wsq else []
-    post += ["la(hp_.loss)", "ga(hp_.grad_norm)"]
-    if full:  # keep predictions; compare a chunk of them at once
-        post += ["amax(1, rows[c_])", "c_ += 1", "if c_ == CHUNK_:",
+    post = ["wa(hp_.w_sq)"] if free_wsq and not rows_mode else []
+    if rows_mode:  # the arena row was copied in place of the norm op
+        env["flush"] = flush
+        post += ["c_ += 1", "if c_ == CHUNK_:",
+                 "    flush(c_, loss_l, acc_l, gn_l, wn_l)", "    c_ = 0"]
+    elif full:  # keep predictions; compare a chunk of them at once
+        post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, rows[c_])", "c_ += 1",
+                 "if c_ == CHUNK_:",
                  "    aa((cnz(preds == labels, axis=1) * inv_n).tolist())", "    c_ = 0"]
     else:
-        post += ["amax(1, pred)", "equal(pred, labels, eq)", "acc_l.append(cnz(eq) * inv_n)"]
+        post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, pred)", "equal(pred, labels, eq)",
+                 "acc_l.append(cnz(eq) * inv_n)"]
     if hidden:
         post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
         env["SAT_EVERY_"] = SAT_EVERY
@@ -206,7 +230,9 @@ def build_loop(m: object) -> Callable[..., None]:
              "ib = i0 - j0",
              "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
     lines += ["    " + ln for ln in pre + body + post]
-    if full:
+    if rows_mode:
+        lines += ["if c_:", "    flush(c_, loss_l, acc_l, gn_l, wn_l)"]
+    elif full:
         lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
     return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",
                                         "satb", "marks", "keep"], lines, env)

@@ -7,6 +7,7 @@ the catalog (`core/catalog.py`), bound here to preallocated buffers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -15,6 +16,7 @@ from core import catalog as cat
 from core.code import Code
 from core.config import Config
 from core.op import Buffers, Hyper, Op, cells, h_name, lr_of
+from core.rows import RowMetrics
 
 
 def loss_dh_op(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: int,
@@ -100,10 +102,23 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
               f"dL/dW{l} = {h_name(l - 1)}ᵀ·dL/dz{l}{extra}", ins, shp, l, "linear", bind)
 
 
-def grad_norm_op(params: list[str], grads: list[str], depth: int) -> Op:
-    """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check."""
+def grad_norm_op(params: list[str], grads: list[str], depth: int,
+                 rows_of: Callable[[Buffers, Hyper], RowMetrics] | None = None) -> Op:
+    """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check.
+
+    With `rows_of` the norms come from the gradient segments of the metric arena
+    (core/rows.py): the fast path copies the arena here and computes them per chunk.
+    """
     def bind(b: Buffers, hp: Hyper):
         hp.grad_norm = out = cells(b["grad_norm"])
+        if rows_of is not None:
+            rm = rows_of(b, hp)
+            one = b["metric_rows"][None, :]
+
+            def norms() -> None:
+                for i, v in enumerate(rm.grad_norm(rm.sums(one, rm.split))[0].tolist()):
+                    out[i] = v
+            return Code.metric(norms)
         layers = [[b[g].reshape(-1) for p, g in zip(params, grads, strict=True)
                    if int(p[1:]) == l] for l in range(1, depth + 1)]
         env: dict[str, object] = {"out": out, "sqrt": math.sqrt, "float": float}

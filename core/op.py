@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class Hyper:
     # views over the w_sq and grad_norm buffers (set when those kernels are bound)
     w_sq: Sequence[float] = ()
     grad_norm: Sequence[float] = ()
+    rows: Any = None  # the run's core/rows.py RowMetrics, when its metrics come from rows
     _lr: float = 0.0
     # 0-d arrays holding the step size, one per dtype: kernels read these (a ufunc takes a
     # 0-d array faster than a Python float, same bits); setting `lr` updates them all

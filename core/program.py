@@ -29,6 +29,7 @@ from core.grad_ops import (
     sgd_op,
 )
 from core.op import PHASES, Buffers, Hyper, Kernel, Op, cells, h_name
+from core.rows import RowMetrics, eligible
 
 __all__ = ["PHASES", "Buffers", "Hyper", "Kernel", "Op", "Program", "build_program"]
 
@@ -42,6 +43,7 @@ class Program:
     n: int  # rows per batch
     init_ops: tuple[Op, ...]
     ops: tuple[Op, ...]
+    row_metrics: bool = False  # metrics from rows of the arena [h_L | params | grads]
 
     @property
     def depth(self) -> int:
@@ -95,6 +97,12 @@ class Program:
         sizes = [int(np.prod(self.param_shape(p))) for p in order]
         total = sum(sizes)
         arenas = {kind: np.zeros(total, dt) for kind in ("", "dL_d", "step", "reg")}
+        if self.row_metrics:  # one arena [h_L | params | grads] (core/rows.py)
+            nk = n * k
+            rows = np.zeros(nk + 2 * total, dt)
+            buf[f"h{self.depth}"] = rows[:nk].reshape(n, k)
+            arenas[""], arenas["dL_d"] = rows[nk:nk + total], rows[nk + total:]
+            buf["metric_rows"] = rows
         at = 0
         for p, size in zip(order, sizes, strict=True):
             shp = self.param_shape(p)
@@ -121,6 +129,21 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     params = [f"W{l}" for l in range(1, depth + 1)]
     init_ops: list[Op] = []
     ops: list[Op] = []
+    n_par = sum(sizes[l - 1] * sizes[l] + (sizes[l] if cfg.bias else 0)
+                for l in range(1, depth + 1))
+    full = cfg.batch_size == 0 or cfg.batch_size >= n
+    use_rows = eligible(cfg.loss, cfg.reg, cfg.reg_kind, cfg.clip, cfg.clip_kind, full,
+                        n * sizes[-1] + 2 * n_par)
+
+    def rows_of(b: Buffers, hp: Hyper) -> RowMetrics:
+        """The run's RowMetrics, made once per set of buffers."""
+        if hp.rows is None or hp.rows.arena is not b["metric_rows"]:
+            coeff = cfg.reg * reg.scale(n) if reg else 0.0
+            hp.rows = RowMetrics(b["metric_rows"], b["y"], b["labels"], sizes[-1],
+                                 [sizes[l - 1] * sizes[l] for l in range(1, depth + 1)],
+                                 [sizes[l] for l in range(1, depth + 1)] if cfg.bias else [],
+                                 coeff)
+        return hp.rows
 
     def shape(l: int) -> tuple[int, int]:
         return (n, sizes[l])
@@ -179,7 +202,24 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     pen = f" + {reg.penalty_text}" if reg else ""
     loss_ins = ((f"z{L}", "labels") if loss.fused else (f"h{L}", "y")) + tuple(params)
 
+    def bind_loss_rows(b: Buffers, hp: Hyper) -> Code:
+        rm = rows_of(b, hp)
+        one = b["metric_rows"][None, :]
+        out, wsq = cells(b["loss"]), cells(b["w_sq"])
+        hp.w_sq = wsq
+
+        def value() -> None:
+            lv, ws = rm.loss_and_wsq(rm.sums(one, 0, rm.split))
+            hp.loss = out[0] = float(lv[0])
+            for i, v in enumerate(ws[0].tolist()):
+                wsq[i] = v
+        h, y, diff = b[f"h{L}"], b["y"], b[f"dL_dh{L}"]
+        # h − y is left in the dL/dh buffer; the dL/dh op scales it by 1/N
+        return Code.call(np.subtract, h, y, out=diff) + Code.metric(value)
+
     def bind_loss(b: Buffers, hp: Hyper) -> Code:
+        if use_rows:
+            return bind_loss_rows(b, hp)
         ws = [b[p] for p in params]
         coeff = cfg.reg * reg.scale(n) if reg else 0.0
         env: dict[str, object] = {"out": cells(b["loss"]), "hp": hp, "float": float,
@@ -265,7 +305,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     prog_params = [p for l in range(1, L + 1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias
                                                                        else []))]
     grads = [f"dL_d{p}" for p in prog_params]
-    ops.append(grad_norm_op(prog_params, grads, L))
+    ops.append(grad_norm_op(prog_params, grads, L, rows_of if use_rows else None))
     upd_src = dict(zip(prog_params, grads, strict=True))
 
     def pshape_of(p: str) -> tuple[int, ...]:
@@ -279,4 +319,4 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     order = [p for l in range(L, 0, -1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias else []))]
     for p in order:
         ops.append(sgd_op(p, upd_src[p], int(p[1:]), pshape_of(p)))
-    return Program(cfg, sizes, n, tuple(init_ops), tuple(ops))
+    return Program(cfg, sizes, n, tuple(init_ops), tuple(ops), use_rows)

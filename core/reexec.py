@@ -53,6 +53,9 @@ def _frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     pred = out.argmax(1)
     block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)
     for l in range(depth):
+        if m.program.row_metrics:  # Σ W² from the arena rows, kept by the loss op
+            block.weight_norm[0, l] = math.sqrt(m.hp.w_sq[l])
+            continue
         f = frame.params[f"W{l + 1}"].reshape(-1)
         block.weight_norm[0, l] = math.sqrt(float(f.dot(f)))
     if frame.iteration % SAT_EVERY == 0:

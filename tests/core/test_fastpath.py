@@ -40,15 +40,19 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def check_frame_against_row(frame, metrics: dict[str, np.ndarray], it: int, depth: int,
-                            n: int) -> None:
-    """What a materialized iteration shows equals the fast path's metrics row."""
+                            n: int, rows: bool) -> None:
+    """What a materialized iteration shows equals the fast path's metrics row.
+
+    `rows`: the run's sums come from arena rows (core/rows.py, format 4), summed by
+    np.add.reduceat; otherwise by a dot product (format 3)."""
     assert float(frame.value("loss")) == metrics["loss"][it]
     assert same(frame.value("grad_norm"), metrics["grad_norm"][it])
     hits = np.count_nonzero(frame.value(f"h{depth}").argmax(1) == frame.batch["labels"])
     assert hits * (1.0 / n) == metrics["acc"][it]
     for l in range(depth):
         w = frame.params[f"W{l + 1}"].reshape(-1)
-        assert math.sqrt(float(w.dot(w))) == metrics["weight_norm"][it, l]
+        sq = float(np.add.reduceat(w * w, [0])[0]) if rows else float(w.dot(w))
+        assert math.sqrt(sq) == metrics["weight_norm"][it, l]
 
 
 @pytest.mark.parametrize("act,loss,bias,hidden", COMBOS)
@@ -57,6 +61,7 @@ def test_fast_path_stepper_and_replay_are_bit_identical(tmp_path: Path, act: str
     cfg = Config(hidden=hidden, activation=act, loss=loss, bias=bias, lr=0.5, reg=1e-3,
                  limit=40)
     whole = Machine(cfg)
+    assert whole.program.row_metrics == (loss == "mse")  # both metric forms are covered
     whole.init()
     ref = cat_blocks([whole.run_fast(N)])
     pieces = Machine(cfg)
@@ -80,7 +85,8 @@ def test_fast_path_stepper_and_replay_are_bit_identical(tmp_path: Path, act: str
         for it in (N - 1, 1, 777, 776, 0):  # far back, near a checkpoint, one back
             live.jump(it, 0)
             rep.jump(it, 0)
-            check_frame_against_row(live.frame, ref, it, cfg.depth, 40)
+            check_frame_against_row(live.frame, ref, it, cfg.depth, 40,
+                                    whole.program.row_metrics)
             for a, b in zip(live.frame.outputs, rep.frame.outputs, strict=True):
                 assert same(a, b)
         assert rep.divergence is None

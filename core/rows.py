@@ -1,0 +1,101 @@
+"""Metrics from rows of one flat arena [h_L | parameters | gradients] (trace format 4).
+
+With a full batch, an MSE loss and an L2 (or no) penalty, everything the fast
+path reports per iteration (loss, accuracy, per-layer ‖W‖ and ‖∇W‖, and with
+them the finite check) is a function of that arena between the backward pass
+and the update.  The fast path copies the arena into one row of a chunk per
+iteration (one NumPy call) and computes the metrics of a whole chunk at once:
+one subtraction, one square and one `np.add.reduceat` over segments.
+
+The stepper's loss and norm ops run the very same functions on a one-row view of
+the live arena, so both agree bit for bit: each segment's sum is NumPy's pairwise
+sum over the same contiguous values whatever the number of rows, and the
+combination below is elementwise float64 arithmetic (what Python floats do).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def eligible(loss: str, reg: float, reg_kind: str, clip: float, clip_kind: str,
+             full: bool, width: int) -> bool:
+    """Whether a run's metrics come from arena rows (else per iteration, format 3 sums)."""
+    return (full and loss == "mse" and (reg == 0 or reg_kind == "l2")
+            and not (clip > 0 and clip_kind == "norm") and width <= MAX_WIDTH)
+
+
+MAX_WIDTH = 4096  # arena entries per row: a 256-row chunk stays within 8 MB
+
+
+class RowMetrics:
+    """Segment layout of the arena and the metric formulas over its rows."""
+
+    def __init__(self, arena: np.ndarray, y: np.ndarray, labels: np.ndarray, k: int,
+                 w_sizes: list[int], b_sizes: list[int], coeff: float) -> None:
+        self.arena = arena
+        n = len(labels)
+        self.nk = nk = n * k
+        self.n, self.k = n, k
+        self.depth = depth = len(w_sizes)
+        self.y = y.reshape(-1)
+        self.labels = labels
+        self.half_n = 0.5 / n
+        self.inv_n = 1.0 / n
+        self.coeff = coeff
+        sizes = w_sizes + b_sizes  # parameters: weights of all layers, then biases
+        self.p_total = sum(sizes)
+        starts = np.cumsum([nk, *sizes, *sizes])[:-1]
+        self.idx = np.concatenate([[0], starts]).astype(np.intp)  # h−y, params, grads
+        self.split = nk + self.p_total  # where the gradients start
+        self.n_bias = len(b_sizes)
+        self.bias = len(b_sizes) > 0
+        assert depth == len(b_sizes) or not b_sizes
+
+    def sums(self, rows: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Σ squares per segment of rows[:, lo:hi] (lo, hi on segment boundaries), float64.
+
+        The first segment is (h − y)²: y is subtracted first, as the loss defines it.
+        """
+        hi = rows.shape[1] if hi is None else hi
+        part = rows[:, lo:hi]
+        sq = np.empty(part.shape, part.dtype)
+        if lo == 0:
+            np.subtract(part[:, :self.nk], self.y, out=sq[:, :self.nk])
+            np.copyto(sq[:, self.nk:], part[:, self.nk:])
+        else:
+            np.copyto(sq, part)
+        np.multiply(sq, sq, out=sq)
+        idx = self.idx[(self.idx >= lo) & (self.idx < hi)] - lo
+        return np.add.reduceat(sq, idx, axis=1).astype(np.float64)
+
+    def loss_and_wsq(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(loss, Σ W² per layer) from sums over [h−y | params]: Σ(y−h)²/2N + λ/2N·Σ‖W‖²."""
+        w_sq = s[:, 1:1 + self.depth]
+        loss = s[:, 0] * self.half_n
+        if self.coeff:
+            total = np.zeros(len(s))
+            for l in range(self.depth):  # the running sum, in layer order
+                total = total + w_sq[:, l]
+            loss = loss + self.coeff * total
+        return loss, w_sq
+
+    def grad_norm(self, g: np.ndarray) -> np.ndarray:
+        """Per-layer ‖∇‖ (weights and bias together) from sums over the gradient segments."""
+        d = self.depth
+        if not self.bias:
+            return np.sqrt(g)
+        return np.sqrt((0.0 + g[:, :d]) + g[:, d:])
+
+    def accuracy(self, rows: np.ndarray) -> np.ndarray:
+        """Share of rows whose argmax output is the label, per arena row."""
+        h = rows[:, :self.nk].reshape(len(rows), self.n, self.k)
+        return np.count_nonzero(h.argmax(2) == self.labels, axis=1) * self.inv_n
+
+    def chunk(self, rows: np.ndarray) -> tuple[list, list, list, list]:
+        """(loss, acc, grad norms, Σ W²) of every row, as flat lists (the fast path's)."""
+        s = self.sums(rows)
+        loss, w_sq = self.loss_and_wsq(s[:, :1 + self.depth + self.n_bias])
+        gn = self.grad_norm(s[:, 1 + self.depth + self.n_bias:])
+        return (loss.tolist(), self.accuracy(rows).tolist(), gn.ravel().tolist(),
+                w_sq.ravel().tolist())
