@@ -6,10 +6,14 @@ metrics to check re-execution against, detector events, and the parameters
 every K iterations.  RNG state: none needed — batch order is a pure function of
 (seed, iteration), so a checkpoint is just the parameters.
 
-Format version 3.  Version 1 stored metric blocks raw; version 2 added the meta
+Format version 4.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/codec.py: second-order
 delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
-may hold the optional `metrics` table.  All three are read.  Arrays are columns
+may hold the optional `metrics` table; version 4 has the same layout, but its
+metrics were computed with format 4's arithmetic (full-batch MSE runs sum the loss
+and norms over arena rows with np.add.reduceat, core/rows.py; bias gradients are
+a ones-vector product): replaying an older trace of such a run re-executes the
+new arithmetic and reports the divergence (core/replay.py).  All four are read.  Arrays are columns
 (dtype, shape, data, crc): a dtype from an allow-list, a JSON shape and a CRC-32
 of the stored bytes — never pickle.  Dataset and checkpoint data are raw
 little-endian bytes.
@@ -72,7 +76,8 @@ from core.history import History, MetricsBlock
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
 
-FORMAT_VERSION = 3  # what this version writes and the newest it reads (1 and 2 still open)
+FORMAT_VERSION = 4  # what this version writes and the newest it reads (1 to 3 still open)
+ARITHMETIC = 4  # traces from this version on were recorded with today's arithmetic
 COMPRESSED = 3  # metric blocks are core/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 16384  # iterations per metrics block: fewer, larger blocks open faster
