@@ -149,6 +149,27 @@ CHUNK = 256  # full batch: accuracy is computed for this many iterations at once
 SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
 
 
+def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
+    """The fast path's step: the live ops' units, fused, and the chunk its rows go to.
+
+    With row metrics the norm op's place holds one copy of the arena into the
+    chunk's row c_ (after the gradients, before clipping and the update) and the
+    metric-only units are left out: the loop computes them a chunk at a time.
+    """
+    prog, buf = m.program, m.buf  # type: ignore[attr-defined]
+    live: list[Unit] = []
+    chunk = None
+    for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
+        if prog.row_metrics and op.key == "grad_norm":
+            arena = buf["metric_rows"]
+            chunk = np.empty((CHUNK, arena.size), arena.dtype)
+            live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
+                                                       "arena": arena}))
+        else:
+            live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
+    return fuse_units(live), chunk
+
+
 def build_loop(m: object) -> Callable[..., None]:
     """The fast path of Machine `m` as one generated function.
 
@@ -163,18 +184,7 @@ def build_loop(m: object) -> Callable[..., None]:
     prog, buf, hp, cfg = m.program, m.buf, m.hp, m.cfg  # type: ignore[attr-defined]
     depth, n = prog.depth, prog.n
     rows_mode = prog.row_metrics
-    live: list[Unit] = []
-    chunk = None
-    for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
-        if rows_mode and op.key == "grad_norm":  # the arena, copied here (after the
-            # gradients, before clipping and the update): metrics are computed per chunk
-            arena = buf["metric_rows"]
-            chunk = np.empty((CHUNK, arena.size), arena.dtype)
-            live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
-                                                       "arena": arena}))
-        else:
-            live.extend(u for u in k.units if not (rows_mode and u.metric))
-    units = fuse_units(live)
+    units, chunk = step_units(m)
     body, env = render(units, "f")
     free_wsq = cfg.reg > 0 and cfg.reg_kind == "l2"
     full = m.full  # type: ignore[attr-defined]
