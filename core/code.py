@@ -17,7 +17,7 @@ SGD steps of all layers become one call each, with the same per-element maths).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -156,6 +156,10 @@ class Code:
         half its call overhead)."""
         unit = Unit("f(b, o)", {"f": a.dot, "b": b, "o": out}, (a, b), (out,))
         return Code((unit,))
+
+    def as_metric(self) -> Code:
+        """The same statements, left out of the fast path (shown or measured only)."""
+        return Code(tuple(replace(u, metric=True) for u in self.units))
 
     def __add__(self, other: Code) -> Code:
         return Code(_join(self.units, other.units))

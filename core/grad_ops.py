@@ -15,7 +15,7 @@ import numpy as np
 from core import catalog as cat
 from core.code import Code
 from core.config import Config
-from core.op import Buffers, Hyper, Op, cells, h_name, lr_of
+from core.op import Buffers, Hyper, Op, cells, decay_of, h_name, lr_of
 from core.rows import RowMetrics
 
 
@@ -83,8 +83,12 @@ def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
 
 
 def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, int],
-            n: int) -> Op:
-    """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient)."""
+              n: int, decay: bool = False) -> Op:
+    """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient).
+
+    `decay` (L2, row metrics): the fast path keeps only the data term (in `raw_dW{l}`)
+    and the update applies the penalty as a weight decay; the sum is formed for the
+    stepper to show and, in core/rows.py, for the norms, with the same two calls."""
     src = h_name(l - 1)
     extra = " + " + reg.grad_text.format(W=f"W{l}") if reg else ""
     ins = (src, f"dL_dz{l}") + ((f"W{l}",) if reg else ())
@@ -95,6 +99,10 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
         if reg is None:
             return Code.dot(xt, g, out)
         tmp = b[f"W{l}_reg"]  # a slice of a flat arena: the terms of all layers merge
+        if decay:
+            raw = b[f"raw_dW{l}"]
+            return Code.dot(xt, g, raw) + (reg.grad_term(w, coeff, tmp) + Code.call(
+                np.add, raw, tmp, out=out)).as_metric()
         return Code.dot(xt, g, out) + (reg.grad_term(w, coeff, tmp)
                                        + Code.call(np.add, out, tmp, out=out))
 
@@ -161,13 +169,20 @@ def clip_op(cfg: Config, p: str, g: str, shp: tuple[int, ...]) -> Op:
               int(p[1:]), f"clip-{cfg.clip_kind}", bind, target=g)
 
 
-def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...]) -> Op:
-    """p ← p − η·g, in place on the parameter buffer."""
+def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...], decay: float = 0.0) -> Op:
+    """p ← p − η·g, in place on the parameter buffer.
+
+    `decay` = c > 0: g is c·p + the data term `raw_d{p}` and the step is computed as
+    p·(1 − η·c) − η·raw (a weight decay: one call fewer than forming g first)."""
     def bind(b: Buffers, hp: Hyper):
-        w, grad = b[p], b[g]
+        w, grad = b[p], b[f"raw_d{p}"] if decay else b[g]
         tmp = b[f"{p}_step"]  # a slice of a flat arena: the steps of all layers merge
-        return Code.call(np.multiply, grad, lr_of(hp, w.dtype), out=tmp) + Code.call(
+        step = Code.call(np.multiply, grad, lr_of(hp, w.dtype), out=tmp) + Code.call(
             np.subtract, w, tmp, out=w)
+        if decay:  # a unit of its own: the decays of all layers merge, and so do the steps
+            return Code(Code.call(np.multiply, w, decay_of(hp, w.dtype, decay),
+                                  out=w).units + step.units)
+        return step
     gname = g.replace("_clip", "").replace("_", "/", 1)
     shown = f"clip({gname})" if g.endswith("_clip") else gname
     return Op(f"{p}_new", f"update {p}", "update", f"{p} ← {p} − η·{shown}", (p, g),

@@ -33,6 +33,7 @@ class Hyper:
     # 0-d arrays holding the step size, one per dtype: kernels read these (a ufunc takes a
     # 0-d array faster than a Python float, same bits); setting `lr` updates them all
     _boxes: dict[str, np.ndarray] = field(default_factory=dict)
+    _decay: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
 
     @property
     def lr(self) -> float:
@@ -43,6 +44,8 @@ class Hyper:
         self._lr = value
         for box in self._boxes.values():
             box[()] = value
+        for (_, c), box in self._decay.items():
+            box[()] = 1.0 - value * c
 
     def lr_box(self, dt: np.dtype) -> np.ndarray:
         box = self._boxes.get(dt.str)
@@ -54,6 +57,14 @@ class Hyper:
 # binding an op to buffers gives its kernel as Code: callable on its own (the stepper)
 # and inlined statement by statement into the fast path's generated loop
 Kernel = Callable[[Buffers, Hyper], Code]
+
+
+def decay_of(hp: Hyper, dt: np.dtype, c: float) -> Late:
+    """The weight-decay factor 1 − η·c as read when the kernel runs (η may change)."""
+    box = hp._decay.get((dt.str, c))
+    if box is None:
+        box = hp._decay[(dt.str, c)] = np.array(1.0 - hp.lr * c, dtype=dt)
+    return Late("dec", (("dec", box),))
 
 
 def lr_of(hp: Hyper, dt: np.dtype) -> Late:

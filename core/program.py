@@ -44,6 +44,7 @@ class Program:
     init_ops: tuple[Op, ...]
     ops: tuple[Op, ...]
     row_metrics: bool = False  # metrics from rows of the arena [h_L | params | grads]
+    decay: float = 0.0  # > 0: the L2 term is applied as a weight decay (core/grad_ops.py)
 
     @property
     def depth(self) -> int:
@@ -101,13 +102,17 @@ class Program:
             nk = n * k
             rows = np.zeros(nk + 2 * total, dt)
             buf[f"h{self.depth}"] = rows[:nk].reshape(n, k)
-            arenas[""], arenas["dL_d"] = rows[nk:nk + total], rows[nk + total:]
+            arenas[""], arenas["raw_d"] = rows[nk:nk + total], rows[nk + total:]
+            if not self.decay:  # else dL/dW (data term + penalty) is shown, not stepped
+                arenas["dL_d"] = arenas["raw_d"]
             buf["metric_rows"] = rows
         at = 0
         for p, size in zip(order, sizes, strict=True):
             shp = self.param_shape(p)
             for kind, arena in arenas.items():
-                key = p if kind == "" else f"dL_d{p}" if kind == "dL_d" else f"{p}_{kind}"
+                if kind == "raw_d" and p[0] == "b" and self.decay:
+                    kind = "dL_d"  # biases have no penalty: their raw gradient is dL/db
+                key = p if kind == "" else f"{kind}{p}" if kind.endswith("_d") else f"{p}_{kind}"
                 buf[key] = arena[at:at + size].reshape(shp)
             at += size
         buf["params"] = arenas[""]
@@ -136,6 +141,9 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     use_rows = eligible(cfg.loss, cfg.reg, cfg.reg_kind, cfg.clip, cfg.clip_kind, full,
                         n * sizes[-1] + 2 * n_par)
 
+    # with row metrics and an L2 penalty, the update applies it as a weight decay
+    decay = cfg.reg / n if use_rows and reg is not None and cfg.clip == 0 else 0.0
+
     def rows_of(b: Buffers, hp: Hyper) -> RowMetrics:
         """The run's RowMetrics, made once per set of buffers."""
         if hp.rows is None or hp.rows.arena is not b["metric_rows"]:
@@ -143,7 +151,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             hp.rows = RowMetrics(b["metric_rows"], b["y"], b["labels"], sizes[-1],
                                  [sizes[l - 1] * sizes[l] for l in range(1, depth + 1)],
                                  [sizes[l] for l in range(1, depth + 1)] if cfg.bias else [],
-                                 coeff)
+                                 coeff, decay)
         return hp.rows
 
     def shape(l: int) -> tuple[int, int]:
@@ -292,7 +300,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             ops.append(Op(f"dL_dz{l}", f"dL/dz{l}", "backward",
                           f"dL/dz{l} = dL/dh{l} ⊙ dh{l}/dz{l}", (f"dL_dh{l}", f"dh{l}_dz{l}"),
                           shape(l), l, act.name, bind_dz))
-        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n))
+        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n, decay > 0))
         if cfg.bias:
             def bind_db(b: Buffers, hp: Hyper, l: int = l):
                 g, out = b[f"dL_dz{l}"], b[f"dL_db{l}"]
@@ -319,5 +327,5 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             upd_src[p] = f"{g}_clip"
     order = [p for l in range(L, 0, -1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias else []))]
     for p in order:
-        ops.append(sgd_op(p, upd_src[p], int(p[1:]), pshape_of(p)))
-    return Program(cfg, sizes, n, tuple(init_ops), tuple(ops), use_rows)
+        ops.append(sgd_op(p, upd_src[p], int(p[1:]), pshape_of(p), decay if p[0] == "W" else 0.0))
+    return Program(cfg, sizes, n, tuple(init_ops), tuple(ops), use_rows, decay)

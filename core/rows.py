@@ -32,7 +32,8 @@ class RowMetrics:
     """Segment layout of the arena and the metric formulas over its rows."""
 
     def __init__(self, arena: np.ndarray, y: np.ndarray, labels: np.ndarray, k: int,
-                 w_sizes: list[int], b_sizes: list[int], coeff: float) -> None:
+                 w_sizes: list[int], b_sizes: list[int], coeff: float,
+                 decay: float = 0.0) -> None:
         self.arena = arena
         n = len(labels)
         self.nk = nk = n * k
@@ -43,6 +44,10 @@ class RowMetrics:
         self.half_n = 0.5 / n
         self.inv_n = 1.0 / n
         self.coeff = coeff
+        # decay = c > 0: the arena holds the weights' data gradient; dL/dW adds c·W
+        # (core/grad_ops.py, grad_w_op), and so do the norms here, with the same calls
+        self.decay = decay
+        self.w_total = sum(w_sizes)
         sizes = w_sizes + b_sizes  # parameters: weights of all layers, then biases
         self.p_total = sum(sizes)
         starts = np.cumsum([nk, *sizes, *sizes])[:-1]
@@ -60,18 +65,12 @@ class RowMetrics:
         `scratch`: the rows may be overwritten (a chunk), so no copy is made.
         """
         hi = rows.shape[1] if hi is None else hi
-        part = rows[:, lo:hi]
-        if scratch:
-            sq = part
-            if lo == 0:
-                np.subtract(part[:, :self.nk], self.y, out=sq[:, :self.nk])
-        else:
-            sq = np.empty(part.shape, part.dtype)
-            if lo == 0:
-                np.subtract(part[:, :self.nk], self.y, out=sq[:, :self.nk])
-                np.copyto(sq[:, self.nk:], part[:, self.nk:])
-            else:
-                np.copyto(sq, part)
+        sq = rows[:, lo:hi] if scratch else rows[:, lo:hi].copy()
+        if self.decay and hi > self.split:  # dL/dW = data term + c·W, as grad_w_op forms it
+            g = sq[:, self.split - lo:self.split - lo + self.w_total]
+            np.add(g, np.multiply(rows[:, self.nk:self.nk + self.w_total], self.decay), out=g)
+        if lo == 0:
+            np.subtract(sq[:, :self.nk], self.y, out=sq[:, :self.nk])
         np.multiply(sq, sq, out=sq)
         idx = self.idx[(self.idx >= lo) & (self.idx < hi)] - lo
         return np.add.reduceat(sq, idx, axis=1).astype(np.float64)
