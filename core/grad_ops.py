@@ -73,6 +73,31 @@ def loss_dz_op(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, fmt: dict[s
               loss.name, bind)
 
 
+def folded_dz_ops(loss: cat.Loss, l: int, shp: tuple[int, int], n: int,
+                  fmt: dict[str, str], scratch: Callable[[Buffers, str], np.ndarray]
+                  ) -> list[Op]:
+    """dL/dh, dh/dz (shown only) and dL/dz = their product computed directly, for a
+    full-batch MSE output whose sigmoid keeps exp(−z)/N (cat.sigmoid_scaled)."""
+    inv = 1.0 / n
+
+    def bind_dh(b: Buffers, hp: Hyper):  # the loss op left h − y in `diff`
+        return Code.call(np.multiply, scratch(b, "diff"), inv, out=b[f"dL_dh{l}"])
+
+    def bind_dhdz(b: Buffers, hp: Hyper):
+        return cat._sigmoid_d(b[f"h{l}"], b[f"dh{l}_dz{l}"])
+
+    def bind_dz(b: Buffers, hp: Hyper):
+        return cat.mse_dz_scaled(scratch(b, "diff"), b[f"h{l}"], scratch(b, "eN"),
+                                 scratch(b, "tN"), b[f"dL_dz{l}"])
+
+    return [Op(f"dL_dh{l}", f"dL/dh{l}", "backward", loss.dh_text.format(**fmt),
+               (f"h{l}", "y"), shp, l, loss.name, bind_dh, display_only=True),
+            Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
+               (f"h{l}",), shp, l, "sigmoid", bind_dhdz, display_only=True),
+            Op(f"dL_dz{l}", f"dL/dz{l}", "backward", loss.dz_text.format(**fmt),
+               (f"dL_dh{l}", f"dh{l}_dz{l}"), shp, l, loss.name, bind_dz)]
+
+
 def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
     """dL/dh{l} = dL/dz{l+1}·W{l+1}ᵀ: the linear layer's derivative w.r.t. its input."""
     def bind(b: Buffers, hp: Hyper):

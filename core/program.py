@@ -20,6 +20,7 @@ from core.code import Code
 from core.config import Config
 from core.grad_ops import (
     clip_op,
+    folded_dz_ops,
     grad_input_op,
     grad_norm_op,
     grad_w_op,
@@ -76,6 +77,8 @@ class Program:
         needed = {f"h{self.depth}", "loss", "grad_norm"}
         keep: list[Op] = []
         for op in reversed(self.ops):
+            if op.display_only:  # its value is computed elsewhere (e.g. inside dL/dz)
+                continue
             if op.phase == "update" or op.key in needed:
                 keep.append(op)
                 needed.update(op.inputs)
@@ -157,6 +160,17 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     def shape(l: int) -> tuple[int, int]:
         return (n, sizes[l])
 
+    # full-batch MSE with row metrics: the 1/N of dL/dh is folded into the output's
+    # sigmoid, dL/dz_L is computed directly and dL/dh_L, dh_L/dz_L are shown only
+    fold = use_rows and loss.name == "mse"
+
+    def scratch(b: Buffers, name: str) -> np.ndarray:
+        """An internal buffer of the output layer's shape, shared by the ops binding it."""
+        key = f"{name}{depth}"
+        if key not in b:
+            b[key] = np.zeros(shape(depth), dt)
+        return b[key]
+
     # ---- init: one op per parameter, each with its own seeded stream
     for l in range(1, depth + 1):
         fi, fo = sizes[l - 1], sizes[l]
@@ -201,7 +215,10 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         else:
             a = cat.ACTIVATIONS["sigmoid"] if last else act
 
-            def bind_h(b: Buffers, hp: Hyper, l: int = l, a: cat.Activation = a):
+            def bind_h(b: Buffers, hp: Hyper, l: int = l, a: cat.Activation = a,
+                       last: bool = last):
+                if last and fold:  # keeps exp(−z)/N for dL/dz (cat.mse_dz_scaled)
+                    return cat.sigmoid_scaled(b[f"z{l}"], b[f"h{l}"], scratch(b, "eN"), n)
                 return a.forward(b[f"z{l}"], b[f"h{l}"])
             text, fam = f"h{l} = {a.symbol}(z{l})", a.name
         ops.append(Op(f"h{l}", f"h{l}", "forward", text, (f"z{l}",), shape(l), l, fam, bind_h))
@@ -222,8 +239,9 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             hp.loss = out[0] = float(lv[0])
             for i, v in enumerate(ws[0].tolist()):
                 wsq[i] = v
-        h, y, diff = b[f"h{L}"], b["y"], b[f"dL_dh{L}"]
-        # h − y is left in the dL/dh buffer; the dL/dh op scales it by 1/N
+        h, y, diff = b[f"h{L}"], b["y"], scratch(b, "diff") if fold else b[f"dL_dh{L}"]
+        # h − y is left in the dL/dh buffer (the dL/dh op scales it by 1/N), or, folded,
+        # in its own buffer for dL/dz
         return Code.call(np.subtract, h, y, out=diff) + Code.metric(value)
 
     def bind_loss(b: Buffers, hp: Hyper) -> Code:
@@ -278,9 +296,12 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         hl, zl = f"h{l}", f"z{l}"
         if l == L:
             fmt = {"h": hl, "z": zl}
-            ops.append(loss_dh_op(loss, l, shape(l), dt, n, fmt))
-            ops.append(loss_dhdz_op(loss, l, shape(l), n, sizes[-1], fmt))
-            ops.append(loss_dz_op(loss, l, shape(l), n, fmt))
+            if fold:
+                ops.extend(folded_dz_ops(loss, l, shape(l), n, fmt, scratch))
+            else:
+                ops.append(loss_dh_op(loss, l, shape(l), dt, n, fmt))
+                ops.append(loss_dhdz_op(loss, l, shape(l), n, sizes[-1], fmt))
+                ops.append(loss_dz_op(loss, l, shape(l), n, fmt))
         else:
             ops.append(grad_input_op(l, shape(l)))
             src = hl if act.deriv_from == "h" else zl
