@@ -146,6 +146,12 @@ def fuse_units(units: list[Unit]) -> list[Unit]:
 
 
 CHUNK = 256  # full batch: accuracy is computed for this many iterations at once
+
+
+def chunk_rows(width: int) -> int:
+    """Rows of a row-metrics chunk: ~2 MB, at least CHUNK (a flush costs ~25 NumPy calls
+    whatever its size: at the seed config 1,456 rows make it ~0.1 µs per iteration)."""
+    return max(CHUNK, (1 << 18) // max(width, 1))
 SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
 
 
@@ -162,7 +168,7 @@ def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
     for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
         if prog.row_metrics and op.key == "grad_norm":
             arena = buf["metric_rows"]
-            chunk = np.empty((CHUNK, arena.size), arena.dtype)
+            chunk = np.empty((chunk_rows(arena.size), arena.size), arena.dtype)
             live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
                                                        "arena": arena}))
         else:
@@ -176,10 +182,12 @@ def build_loop(m: object) -> Callable[..., None]:
     loop(count, i0, j0, loss_l, acc_l, gn_l, wn_l, satb, marks, keep) runs `count`
     iterations from i0 (row j0 of the block), calling keep((i, parameter copy)) at the
     start of each iteration i that the sorted iterator `marks` yields,
-    appending per-iteration metrics to the lists (cheaper than NumPy item writes)
-    and sampled saturation into `satb`.  The step itself is the live ops' units
-    (fused); around it: the step size, ‖W‖² (free from an L2 loss), accuracy from
-    argmax rows compared a chunk at a time, saturation every SAT_EVERY iterations.
+    appending per-iteration metrics to the lists (cheaper than NumPy item writes), or
+    with row metrics writing them a chunk at a time into the block's arrays (then
+    loss_l .. wn_l are those arrays, wn_l of Σ W²), and sampled saturation into `satb`.
+    The step itself is the live ops' units (fused); around it: the step size, ‖W‖²
+    (free from an L2 loss), accuracy from argmax rows compared a chunk at a time,
+    saturation every SAT_EVERY iterations.
     """
     prog, buf, hp, cfg = m.program, m.buf, m.hp, m.cfg  # type: ignore[attr-defined]
     depth, n = prog.depth, prog.n
@@ -197,12 +205,9 @@ def build_loop(m: object) -> Callable[..., None]:
         for l, h in hidden:
             satb[j, l] = np.count_nonzero(act.saturated(h)) / h.size
 
-    def flush(c: int, loss_l: list, acc_l: list, gn_l: list, wn_l: list) -> None:
-        lo, ac, gn, wn = hp.rows.chunk(chunk[:c])
-        loss_l.extend(lo)
-        acc_l.extend(ac)
-        gn_l.extend(gn)
-        wn_l.extend(wn)
+    def flush(c: int, j: int, loss: np.ndarray, acc: np.ndarray, gn: np.ndarray,
+              wsq: np.ndarray) -> None:  # rows j − c .. j − 1 of the block
+        hp.rows.into(chunk[:c], loss[j - c:j], acc[j - c:j], gn[j - c:j], wsq[j - c:j])
 
     env.update(hp_=hp, lr0=cfg.lr, decay=cfg.lr_decay, amax=out.argmax, preds=preds,
                rows=list(preds), labels=buf["labels"], cnz=np.count_nonzero, inv_n=1.0 / n,
@@ -223,8 +228,9 @@ def build_loop(m: object) -> Callable[..., None]:
     post = ["wa(hp_.w_sq)"] if free_wsq and not rows_mode else []
     if rows_mode:  # the arena row was copied in place of the norm op
         env["flush"] = flush
-        post += ["c_ += 1", "if c_ == CHUNK_:",
-                 "    flush(c_, loss_l, acc_l, gn_l, wn_l)", "    c_ = 0"]
+        env["ROWS_"] = len(chunk)  # type: ignore[arg-type]
+        post += ["c_ += 1", "if c_ == ROWS_:",
+                 "    flush(c_, j_ + 1, loss_l, acc_l, gn_l, wn_l)", "    c_ = 0"]
     elif full:  # keep predictions; compare a chunk of them at once
         post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, rows[c_])", "c_ += 1",
                  "if c_ == CHUNK_:",
@@ -235,13 +241,14 @@ def build_loop(m: object) -> Callable[..., None]:
     if hidden:
         post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
         env["SAT_EVERY_"] = SAT_EVERY
-    lines = ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend",
-             "c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
+    lines = ([] if rows_mode else
+             ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend"])
+    lines += ["c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
              "ib = i0 - j0",
              "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
     lines += ["    " + ln for ln in pre + body + post]
     if rows_mode:
-        lines += ["if c_:", "    flush(c_, loss_l, acc_l, gn_l, wn_l)"]
+        lines += ["if c_:", "    flush(c_, j0 + count, loss_l, acc_l, gn_l, wn_l)"]
     elif full:
         lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
     return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",

@@ -102,10 +102,11 @@ class Program:
         total = sum(sizes)
         arenas = {kind: np.zeros(total, dt) for kind in ("", "dL_d", "step", "reg")}
         if self.row_metrics:  # one arena [h_L | params | grads] (core/rows.py)
-            nk = n * k
-            rows = np.zeros(nk + 2 * total, dt)
+            nk = n * k  # [h_L | h_L − y | params | grads]
+            rows = np.zeros(2 * nk + 2 * total, dt)
             buf[f"h{self.depth}"] = rows[:nk].reshape(n, k)
-            arenas[""], arenas["raw_d"] = rows[nk:nk + total], rows[nk + total:]
+            buf[f"diff{self.depth}"] = rows[nk:2 * nk].reshape(n, k)
+            arenas[""], arenas["raw_d"] = rows[2 * nk:2 * nk + total], rows[2 * nk + total:]
             if not self.decay:  # else dL/dW (data term + penalty) is shown, not stepped
                 arenas["dL_d"] = arenas["raw_d"]
             buf["metric_rows"] = rows
@@ -151,7 +152,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         """The run's RowMetrics, made once per set of buffers."""
         if hp.rows is None or hp.rows.arena is not b["metric_rows"]:
             coeff = cfg.reg * reg.scale(n) if reg else 0.0
-            hp.rows = RowMetrics(b["metric_rows"], b["y"], b["labels"], sizes[-1],
+            hp.rows = RowMetrics(b["metric_rows"], b["labels"], sizes[-1],
                                  [sizes[l - 1] * sizes[l] for l in range(1, depth + 1)],
                                  [sizes[l] for l in range(1, depth + 1)] if cfg.bias else [],
                                  coeff, decay)
@@ -235,7 +236,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         hp.w_sq = wsq
 
         def value() -> None:
-            lv, ws = rm.loss_and_wsq(rm.sums(one, 0, rm.split))
+            lv, ws = rm.loss_and_wsq(rm.sums(one, rm.nk, rm.split))
             hp.loss = out[0] = float(lv[0])
             for i, v in enumerate(ws[0].tolist()):
                 wsq[i] = v

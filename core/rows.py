@@ -29,20 +29,20 @@ MAX_WIDTH = 4096  # arena entries per row: a 256-row chunk stays within 8 MB
 
 
 class RowMetrics:
-    """Segment layout of the arena and the metric formulas over its rows."""
+    """Segment layout of the arena [h_L | h_L − y | params | grads] and the metric
+    formulas over its rows (h_L − y is the loss op's own buffer, so no subtraction)."""
 
-    def __init__(self, arena: np.ndarray, y: np.ndarray, labels: np.ndarray, k: int,
-                 w_sizes: list[int], b_sizes: list[int], coeff: float,
-                 decay: float = 0.0) -> None:
+    def __init__(self, arena: np.ndarray, labels: np.ndarray, k: int, w_sizes: list[int],
+                 b_sizes: list[int], coeff: float, decay: float = 0.0) -> None:
         self.arena = arena
         n = len(labels)
         self.nk = nk = n * k
         self.n, self.k = n, k
         self.depth = depth = len(w_sizes)
-        self.y = y.reshape(-1)
         self.labels = labels
         self.half_n = 0.5 / n
         self.inv_n = 1.0 / n
+        self.ones = np.ones(n)  # counts per row as a product: exact for 0/1 entries
         self.coeff = coeff
         # decay = c > 0: the arena holds the weights' data gradient; dL/dW adds c·W
         # (core/grad_ops.py, grad_w_op), and so do the norms here, with the same calls
@@ -50,27 +50,25 @@ class RowMetrics:
         self.w_total = sum(w_sizes)
         sizes = w_sizes + b_sizes  # parameters: weights of all layers, then biases
         self.p_total = sum(sizes)
-        starts = np.cumsum([nk, *sizes, *sizes])[:-1]
-        self.idx = np.concatenate([[0], starts]).astype(np.intp)  # h−y, params, grads
-        self.split = nk + self.p_total  # where the gradients start
+        self.params = 2 * nk  # where the parameters start
+        self.split = 2 * nk + self.p_total  # where the gradients start
+        self.idx = np.cumsum([nk, nk, *sizes, *sizes])[:-1].astype(np.intp)  # h−y, params, grads
         self.n_bias = len(b_sizes)
         self.bias = len(b_sizes) > 0
         assert depth == len(b_sizes) or not b_sizes
 
-    def sums(self, rows: np.ndarray, lo: int = 0, hi: int | None = None,
+    def sums(self, rows: np.ndarray, lo: int, hi: int | None = None,
              scratch: bool = False) -> np.ndarray:
         """Σ squares per segment of rows[:, lo:hi] (lo, hi on segment boundaries), float64.
 
-        The first segment is (h − y)²: y is subtracted first, as the loss defines it.
         `scratch`: the rows may be overwritten (a chunk), so no copy is made.
         """
         hi = rows.shape[1] if hi is None else hi
         sq = rows[:, lo:hi] if scratch else rows[:, lo:hi].copy()
         if self.decay and hi > self.split:  # dL/dW = data term + c·W, as grad_w_op forms it
             g = sq[:, self.split - lo:self.split - lo + self.w_total]
-            np.add(g, np.multiply(rows[:, self.nk:self.nk + self.w_total], self.decay), out=g)
-        if lo == 0:
-            np.subtract(sq[:, :self.nk], self.y, out=sq[:, :self.nk])
+            w = rows[:, self.params:self.params + self.w_total]
+            np.add(g, np.multiply(w, self.decay), out=g)
         np.multiply(sq, sq, out=sq)
         idx = self.idx[(self.idx >= lo) & (self.idx < hi)] - lo
         return np.add.reduceat(sq, idx, axis=1).astype(np.float64)
@@ -111,15 +109,17 @@ class RowMetrics:
                 wins = h[:, :, j] > best
                 np.copyto(pred, j, where=wins)
                 np.copyto(best, h[:, :, j], where=wins)
-        return np.count_nonzero(pred == self.labels, axis=1) * self.inv_n
+        hits = np.equal(pred, self.labels).astype(np.float64).dot(self.ones)
+        return hits * self.inv_n
 
-    def chunk(self, rows: np.ndarray) -> tuple[list, list, list, list]:
-        """(loss, acc, grad norms, Σ W²) of every row, as flat lists (the fast path's).
+    def into(self, rows: np.ndarray, loss: np.ndarray, acc: np.ndarray,
+             grad_norm: np.ndarray, w_sq: np.ndarray) -> None:
+        """Metrics of every row written into the arrays (the fast path's block slices).
 
         The rows are scratch: they are squared in place."""
-        acc = self.accuracy(rows).tolist()
-        s = self.sums(rows, scratch=True)
-        loss, w_sq = self.loss_and_wsq(s[:, :1 + self.depth + self.n_bias])
-        gn = self.grad_norm(s[:, 1 + self.depth + self.n_bias:])
-        return (loss.tolist(), acc, gn.ravel().tolist(),
-                w_sq.ravel().tolist())
+        acc[:] = self.accuracy(rows)
+        s = self.sums(rows, self.nk, scratch=True)
+        lo, ws = self.loss_and_wsq(s[:, :1 + self.depth + self.n_bias])
+        loss[:] = lo
+        w_sq[:] = ws
+        grad_norm[:] = self.grad_norm(s[:, 1 + self.depth + self.n_bias:])
