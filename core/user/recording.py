@@ -57,6 +57,13 @@ def record(prog: UserProgram, X: np.ndarray, y: np.ndarray, *, seed: int, lr: fl
     ckpts = {0: init, **{k: v for k, v in s.checkpoints.items() if 0 < k <= n}}
     for name, arr in init.items():
         _storable(prog, f"parameter {name}", arr)
+    for k, c in sorted(ckpts.items()):  # the trace keeps one dtype and shape per parameter
+        for name, arr in c.items():
+            if (arr.dtype, arr.shape) != (init[name].dtype, init[name].shape):
+                raise UserError(f"{prog.display}: parameter {name!r} is {arr.dtype} "
+                                f"{arr.shape} at iteration {k}, {init[name].dtype} "
+                                f"{init[name].shape} after init(); a trace needs update() to "
+                                f"keep each parameter's dtype and shape")
     meta = {"display": prog.display, "path": prog.filename, "sha256": prog.sha256,
             "seed": seed, "lr": float(lr), "checkpoint_every": s.every,
             "params": list(s.program.params), "status": status, "target": iterations}
