@@ -1,4 +1,4 @@
-"""Recording a user file to a trace and replaying it: the stored source re-executes bit for bit."""
+"""Recording a user file to a trace and replaying it: the stored source re-executes exactly."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from core.columns import decode_block, encode_block
 from core.trace import TraceError
 from core.user.loader import load
 from core.user.replay import UserReplay
-from core.user.usertrace import read
 from core.user.session import resolve_data
 from core.user.stepper import UserStepper
+from core.user.usertrace import read
 from tests.core.user_variants import source
 
 EXE = [sys.executable, "-m", "tui_backprop.cli"]
