@@ -144,8 +144,10 @@ def save(rec: Recording, path: str, force: bool) -> int:
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(tmp, target)
         return target.stat().st_size
-    except (sqlite3.Error, OSError) as exc:
+    except BaseException as exc:  # Ctrl-C included: no temporary file stays behind
         if tmp is not None:
             for suffix in ("", "-journal"):
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-        raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+        if isinstance(exc, sqlite3.Error | OSError):
+            raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+        raise
