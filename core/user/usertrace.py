@@ -93,7 +93,11 @@ def is_user_trace(path: str) -> bool:
 
 
 class UserTrace(TraceReader):
-    """A validated user trace, read whole (user runs are small): `.recording`."""
+    """A validated user trace, read whole (user runs are small): `.recording`.
+
+    The built-in reader's file checks, one-line errors, snapshot read and
+    file_bytes() apply as they are; what it builds from a Config (program,
+    dataset, history) does not exist here: the recording holds it."""
 
     def _load(self) -> None:
         q = self.con.execute
@@ -198,6 +202,10 @@ class UserTrace(TraceReader):
         b.acc[:] = np.nan
         b.lr[:] = lr
         return b
+
+    def checkpoint(self, k: int) -> dict[str, np.ndarray]:
+        """Parameters at the start of iteration k (a stored checkpoint)."""
+        return self.recording.checkpoints[k]
 
     def _user_event(self, it: Any, op: Any, kind: Any, detail: Any) -> Event:
         if type(it) is not int or not 0 <= it < max(self.n, 1) or kind not in USER_EVENT_KINDS \
