@@ -17,11 +17,12 @@ import textwrap
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.user.check import MAX_ENTRIES, THRESHOLD, CheckReport, ParamResult, run_check
-from core.user.loader import TIME_LIMIT, UserError, load
-from core.user.session import resolve_data
+from core.user.limits import MAX_ENTRIES, THRESHOLD, TIME_LIMIT
+
+if TYPE_CHECKING:  # the commands load them: `--help` stays NumPy-free
+    from core.user.check import CheckReport, ParamResult
 
 
 def _iterations(text: str) -> list[int]:
@@ -109,14 +110,19 @@ def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
 def _dispatch(parser: argparse.ArgumentParser, user_cmd: Callable[[argparse.Namespace], int]
               ) -> None:
     """Send a user trace to `user_cmd`, anything else to the built-in command."""
-    from core.user.usertrace import is_user_trace
-
     builtin = parser.get_default("func")
-    parser.set_defaults(func=lambda a: user_cmd(a) if is_user_trace(a.run) else builtin(a))
+
+    def run(a: argparse.Namespace) -> int:
+        from core.user.usertrace import is_user_trace  # here: `--help` stays NumPy-free
+
+        return user_cmd(a) if is_user_trace(a.run) else builtin(a)
+    parser.set_defaults(func=run)
 
 
 def cmd_record_user(args: argparse.Namespace) -> int:
+    from core.user.loader import UserError, load
     from core.user.recording import record, save
+    from core.user.session import resolve_data
 
     if Path(args.out).is_dir():
         raise UserError(f"{args.out} is a directory")
@@ -143,6 +149,7 @@ def cmd_record_user(args: argparse.Namespace) -> int:
 
 
 def cmd_replay_user(args: argparse.Namespace) -> int:
+    from core.user.loader import UserError
     from tui_backprop.user_app import replay_app
 
     if getattr(args, "op", None):
@@ -232,6 +239,7 @@ def cmd_metrics_user(args: argparse.Namespace) -> int:
     The columns are the built-in ones (accuracy and saturation are empty: the
     contract has no predictions), layer k being the k-th parameter init() returns."""
     from core.history import History
+    from core.user.loader import UserError
     from core.user.usertrace import read
     from tui_backprop.compare_cli import cmd_metrics
 
@@ -243,6 +251,10 @@ def cmd_metrics_user(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from core.user.check import run_check
+    from core.user.loader import load
+    from core.user.session import resolve_data
+
     prog = load(args.file, time_limit=args.time_limit)
     seed = prog.seed if args.seed is None else args.seed
     X, y = resolve_data(prog, args.dataset, seed)
@@ -308,7 +320,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     return run_debug(args)
 
 
-__all__ = ["UserError", "add_user_commands", "cmd_check", "cmd_debug", "print_report"]
+__all__ = ["add_user_commands", "cmd_check", "cmd_debug", "print_report"]
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience
