@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.detectors import Event, frame_events
+from tui_backprop import factors as fx
 
 INIT = -1
 OUT, IN = "@out", "@in"  # the two panels that follow the cursor
@@ -60,6 +61,8 @@ class PanelData:
     pending: bool  # not computed yet in this iteration (or no op reads an input)
     note: str
     cache_key: tuple
+    transposed: bool = False  # shown as the transpose of the frame's array (a ᵀ role)
+    output: bool = False  # the op's output (the drill-down cursor starts here)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,13 @@ class OpCardData:
     phases: tuple[str, ...]
     name: str
     formula: str
-    inputs: tuple[tuple[str, tuple[int, ...]], ...]
+    inputs: tuple[tuple[str, tuple[int, ...]], ...]  # (role, shape) in formula order
     shape: tuple[int, ...]
     index: int
     count: int
     names: tuple[str, ...]  # every op name of the frame, for the op strip
+    scalars: tuple[str, ...] = ()  # "η = 2.3", "N = 300 (1/N = 0.003333)"
+    hint: str = ""  # what to press, on the first screen
 
 
 @dataclass(frozen=True)
@@ -173,17 +178,40 @@ def panel(src: Source, key: str, title: str) -> PanelData:
     return PanelData(key, title, arr, arr.shape, False, "", (it, key, "value"))
 
 
+HINT = "n: step one op · i: next iteration · c: run to the first flag · ?: all keys"
+
+
 def op_card(src: Source) -> OpCardData:
+    """The op under the cursor: formula, every factor's role and shape, the scalars used."""
     frame, cur = src.frame, src.index
     op = frame.ops[cur]
-    inputs = []
-    for k in op.inputs:
-        arr = _lookup(frame, k)
-        inputs.append((_display(frame, k), tuple(arr.shape) if arr is not None else ()))
+    facs = fx.factors(frame, cur)
+    inputs = tuple((f.role, tuple(f.array.shape) if f.array is not None else ())
+                   for f in facs if not f.output)
+    machine = getattr(src, "machine", None)
+    cfg = machine.cfg if machine is not None else src.cfg
+    scal = tuple(s.text for s in fx.scalars(frame, cur, cfg, src.program.n))
     phases = tuple(dict.fromkeys(o.phase for o in frame.ops))
-    return OpCardData(op.phase, phases, op.name, op.formula, tuple(inputs),
+    hint = HINT if src.iteration < 0 else ""
+    return OpCardData(op.phase, phases, op.name, op.formula, inputs,
                       tuple(frame.outputs[cur].shape), cur, len(frame.ops),
-                      tuple(o.name for o in frame.ops))
+                      tuple(o.name for o in frame.ops), scal, hint)
+
+
+def factor_panels(src: Source) -> tuple[PanelData, ...]:
+    """One panel per factor of the op under the cursor: inputs in formula order, output last."""
+    frame, cur, it = src.frame, src.index, src.iteration
+    out = []
+    for f in fx.factors(frame, cur):
+        title = f.role if not f.output else f"= {f.role}"
+        if f.array is None:
+            out.append(PanelData(f.key, title, None, (), True, "· not computed ·",
+                                 (it, f.key, "missing", f.role)))
+            continue
+        key = f.key if not f.note.startswith("new") else ""  # ΔW: no single array to explain
+        out.append(PanelData(key, title, f.array, tuple(f.array.shape), False, f.note,
+                             (it, key or f.role, "factor", f.role), f.transposed, f.output))
+    return tuple(out)
 
 
 def flags(src: Source) -> list[FlagLine]:

@@ -1,7 +1,8 @@
-"""OpCard: the current op — phase, formula, inputs and shapes → output shape.
+"""OpCard: the current op — phase, formula, scalars used, factors and shapes → output.
 
 Pure Rich over a `view.OpCardData`.  Up to three lines, as many as its box has:
-the formula line, the shapes line, then the phase strip with a window of the
+the formula line, the scalars-and-factors line (on the first screen: what to
+press), then the phase strip with a window of the
 op sequence around the cursor (done · current · pending).
 """
 
@@ -37,13 +38,20 @@ class OpCard:
         return line
 
     def shapes_line(self) -> Text:
+        """What to press on the first screen; else the scalars used, then the factors."""
         d = self.data
         line = Text(no_wrap=True, overflow="ellipsis")
+        if d.hint:
+            line.append(d.hint, _BOLD)
+            return line
+        for s in d.scalars:
+            line.append(s, _BOLD)
+            line.append("  ")
         if d.inputs:
             line.append("in: ", _DIM)
             for i, (name, shape) in enumerate(d.inputs):
                 if i:
-                    line.append(", ")
+                    line.append(" ")
                 line.append(name, _BOLD)
                 line.append(f" {shape_text(shape)}")
             line.append("  →  ")

@@ -25,7 +25,9 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from core.detectors import Event
+from tui_backprop import factors as fx
 from tui_backprop import view
+from tui_backprop.overview import Overview, headline
 from tui_backprop.screens import control, tools
 from tui_backprop.screens.layout import MIN_HEIGHT, MIN_WIDTH, Plan, plan
 from tui_backprop.screens.prompt import PromptScreen
@@ -34,12 +36,13 @@ from tui_backprop.widgets import (
     HeatmapCache,
     MatrixPanel,
     OpCardView,
+    OverviewView,
     PlotextPlot,
     StatusLine,
 )
 
 MOVES = {"step", "back", "phase", "iteration", "continue", "run", "goto"}
-MAX_SLOTS = 16
+MAX_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,12 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         super().__init__()
         self.source = source
         self.label = label
-        self.slots = view.slot_keys(source.program)
+        self.entries = len(headline(source.program.depth))
         self.cache = HeatmapCache()
-        self.plan: Plan = plan(80, 24, len(self.slots))
+        self.overview = Overview()
+        self.factors: tuple[view.PanelData, ...] = ()
+        self.shown: list[int] = []  # factor position shown by each visible panel
+        self.plan: Plan = plan(80, 24, MAX_SLOTS, entries=self.entries)
         self.rotation = 0
         self.series = 0
         self.chart_on = True
@@ -112,9 +118,10 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         with Vertical(id="body"):
             yield OpCardView(id="card")
             with Grid(id="panels"):
-                for i in range(min(MAX_SLOTS, len(self.slots))):
+                for i in range(MAX_SLOTS):
                     yield MatrixPanel(self.cache, id=f"slot{i}")
             yield from self.compose_tool_views()
+            yield OverviewView(id="overview")
             yield FlagsView(id="flags")
             yield from self.compose_drill()
             yield PlotextPlot(id="chart")
@@ -128,7 +135,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.apply_plan(event.size.width, event.size.height)
 
     def apply_plan(self, width: int, height: int) -> None:
-        p = self.plan = plan(width, height, len(self.slots), self.chart_on)
+        p = self.plan = plan(width, height, MAX_SLOTS, self.chart_on, self.entries,
+                             self._chart_ready())
         self.set_class(p.too_small, "-too-small")
         if p.too_small:
             self.query_one("#too-small", Static).update(
@@ -137,11 +145,11 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                 "Enlarge the window, or press q to quit.")
             return
         grid = self.query_one("#panels", Grid)
-        grid.styles.grid_size_columns = p.cols
-        grid.styles.grid_size_rows = p.rows
-        for i, panel in enumerate(self.query(MatrixPanel)):
-            panel.display = i < p.slots
+        grid.styles.grid_size_rows = 1
+        grid.styles.height = p.panels
+        self._layout_panels()
         self.query_one("#card").styles.height = p.card
+        self.query_one("#overview").styles.height = p.overview
         self.query_one("#flags").styles.height = p.flags
         chart = self.query_one("#chart", PlotextPlot)
         chart.display = p.chart > 0
@@ -151,30 +159,77 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.refresh_view()
 
     # ------------------------------------------------------------------ showing
-    def assignments(self) -> list[tuple[str, str]]:
-        """Which panel each visible slot shows: output first, the rest rotated by `v`.
+    def _chart_ready(self) -> bool:
+        return len(self.source.history) >= 2
 
-        The input panel is left out while the op has no array input (init ops).
+    def assignments(self) -> list[int]:
+        """Which factor each visible panel shows: formula order, the output always last.
+
+        When the factors outnumber the panels, `v` rotates the inputs shown.
         """
-        n = min(self.plan.slots, MAX_SLOTS, len(self.slots))
-        rest = [s for s in self.slots[1:] if s[0] != view.IN or view.has_input(self.source)]
-        k = self.rotation % len(rest)
-        rest = rest[k:] + rest[:k]
-        return [self.slots[0], *rest[: n - 1]]
+        n = len(self.factors)
+        slots = min(self.plan.slots, MAX_SLOTS, n)
+        if slots >= n:
+            return list(range(n))
+        ins = list(range(n - 1))
+        k = self.rotation % len(ins)
+        ins = ins[k:] + ins[:k]
+        return sorted(ins[: slots - 1]) + [n - 1]
+
+    def _layout_panels(self) -> None:
+        self.shown = self.assignments()
+        grid = self.query_one("#panels", Grid)
+        grid.styles.grid_size_columns = max(1, len(self.shown))
+        for i, panel in enumerate(self.query(MatrixPanel)):
+            panel.display = i < len(self.shown)
 
     def refresh_view(self) -> None:
         """Push the view model of the cursor to every visible widget (each skips no-ops)."""
         if self.running or self.plan.too_small:
             return
         src = self.source
+        if self._chart_ready() != (self.plan.chart > 0 or not self.chart_on
+                                   or self.size.height < 22):
+            self.apply_plan(self.size.width, self.size.height)
+            return
         self.query_one(OpCardView).show(view.op_card(src))
+        self.factors = view.factor_panels(src)
+        old = list(self.shown)
+        self._layout_panels()
         panels = list(self.query(MatrixPanel))
-        for panel, (key, title) in zip(panels, self.assignments(), strict=False):
-            panel.show(view.panel(src, key, title))
+        for panel, pos in zip(panels, self.shown, strict=False):
+            panel.show(self.factors[pos])
+        if old != self.shown:
+            self.refresh(layout=True)
+        self._show_overview()
         self.query_one(FlagsView).show(self.with_break(view.flags(src)), len(src.history))
         self._show_status()
         self._show_chart()
         self.refresh_tools()
+
+    def _show_overview(self, live: dict[str, str] | None = None) -> None:
+        src, op = self.source, self.source.op
+        text = fx.split_formula(op.formula)[2]
+        reads = set(op.inputs) | {k for _, k, _ in fx.tokens(text, fx._names(src.frame))}
+        writes = {op.key, op.target} - {""}
+        entries = self.overview.entries(src, reads, writes)
+        if live:
+            entries = tuple(e.__class__(**{**e.__dict__, "live": live.get(e.key, "")})
+                            for e in entries)
+        columns = 2 if self.size.width >= 124 and self.entries > 6 else 1
+        self.query_one(OverviewView).show(entries, self.plan.tiles, columns)
+
+    def mark_inputs(self, panel: MatrixPanel, cell: tuple[int, int] | None) -> None:
+        """The output's cursor cell: highlight the row / column / cell each input supplies."""
+        panels = [p for p in self.query(MatrixPanel) if p.display]
+        marks: dict[int, fx.Mark] = {}
+        if cell is not None and panel.data is not None and panel.data.output:
+            src = self.source
+            facs = fx.factors(src.frame, src.index)
+            marks = fx.marks(src.frame, src.index, facs, cell)
+        for p, pos in zip(panels, self.shown, strict=False):
+            if p is not panel:
+                p.set_mark(marks.get(pos))
 
     def _show_status(self) -> None:
         src = self.source
@@ -238,6 +293,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.refresh_view()
 
     def action_cycle(self) -> None:
+        if len(self.factors) <= len(self.shown):
+            self.note = "v: every factor of this op is already shown"
         self.rotation += 1
         self.refresh_view()
 

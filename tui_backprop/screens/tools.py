@@ -53,6 +53,8 @@ class ToolsMixin:
     plan: Plan
     running: str
 
+    def mark_inputs(self, panel: MatrixPanel, cell: tuple[int, int] | None) -> None: ...
+
     def compose_tool_views(self):  # inside #body, after #panels
         yield BoundaryView(id="boundary")
         yield DiagramView(id="diagram")
@@ -122,6 +124,7 @@ class ToolsMixin:
             for other in self.query(MatrixPanel):
                 if other is not event.panel:
                     other.clear_cursor(notify=False)
+        self.mark_inputs(event.panel, event.cell)
         self._relayout()
 
     def action_drill(self) -> None:
@@ -129,8 +132,9 @@ class ToolsMixin:
         if self.tool:
             self.tool = ""
             self.layout_tools(self.plan)
-        panel = next((p for p in self.query(MatrixPanel) if p.display and p.heat is not None),
-                     None)
+        shown = [p for p in self.query(MatrixPanel) if p.display and p.heat is not None]
+        panel = next((p for p in shown if p.data is not None and p.data.output),
+                     shown[0] if shown else None)
         if panel is None:
             self.app.bell()
             return

@@ -14,7 +14,9 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui_backprop.renderables.flags import FlagsStrip
+from tui_backprop.overview import Entry
 from tui_backprop.renderables.opcard import OpCard
+from tui_backprop.renderables.overview import OverviewLines
 from tui_backprop.renderables.sparkline import spark_text
 from tui_backprop.view import FlagLine, OpCardData, StatusData
 
@@ -38,6 +40,25 @@ class OpCardView(_Strip):
 
     def render(self) -> RenderableType:
         return OpCard(self.data) if self.data else ""
+
+
+class OverviewView(_Strip):
+    """The headline matrices; repaints only when an entry's summary, role or mark changes."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.entries: tuple[Entry, ...] = ()
+        self.tiles = False
+        self.columns = 1
+
+    def show(self, entries: tuple[Entry, ...], tiles: bool = False, columns: int = 1) -> None:
+        key = (tuple((e.name, id(e.summary), e.role, e.from_iteration, e.live)
+                     for e in entries), tiles, columns)
+        if self._changed(key):
+            self.entries, self.tiles, self.columns = entries, tiles, columns
+
+    def render(self) -> RenderableType:
+        return OverviewLines(self.entries, self.tiles, columns=self.columns)
 
 
 class FlagsView(_Strip):
