@@ -34,7 +34,9 @@ async def test_start_shows_the_init_ops_and_the_footer(app) -> None:
         text = screen_text(app)
         assert "live xor 2-3-2" in text and " init │ init │ op 1/2 init W1" in text
         assert "W1 ~ U(−1,1)/√2" in text
-        assert "· iteration 0 not started ·" in text
+        assert "n: step one op" in text  # the first screen says what to press
+        for name in ("z1", "h1", "z2", "h2", "dL/dW2", "dL/dW1"):  # the overview, pending
+            assert f"{name:<7} · not computed yet ·" in text
         footer = text.split("\n")[-1]
         for key in ("n step", "b back", "p phase", "i iter", "c cont", "r run N", "g goto",
                     "t chart", "? help", "q quit"):
@@ -70,7 +72,7 @@ async def test_values_after_the_cursor_are_pending_until_computed(app) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("n", "n")  # z1 of iteration 0
         text = screen_text(app)
-        assert "dL/dW1 2×3" in text and text.count("· not computed yet ·") == 5
+        assert "dL/dW1" in text and text.count("· not computed yet ·") == 5
         await pilot.press("p", "p")  # loss, then the backward phase
         assert text.count("· not computed yet ·") > screen_text(app).count(
             "· not computed yet ·")
@@ -79,7 +81,7 @@ async def test_values_after_the_cursor_are_pending_until_computed(app) -> None:
 async def test_next_phase_and_next_iteration(app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("n", "n")
-        assert "[forward]" in screen_text(app)
+        assert " it 0 │ forward │" in screen_text(app)
         await pilot.press("p")
         assert " LOSS " in card_line(app)
         await pilot.press("p")
@@ -171,16 +173,18 @@ async def test_chart_series_cycle_and_hide(app) -> None:
         assert app.screen.query_one(PlotextPlot).display
 
 
-async def test_v_cycles_the_second_panel_at_80x24(app) -> None:
+async def test_v_rotates_the_inputs_when_they_outnumber_the_panels() -> None:
+    """The loss of an L2 run reads y, h2, W1, W2: five factors, four panels at 80 columns."""
+    app = make_app(Config(reg=0.1))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("n", "n", "n")
-        panels = list(app.screen.query(MatrixPanel))
-        assert panels[1].border_title.startswith("z1 (input)")
+        await pilot.press("n", "n", "n", "n", "n", "n")  # L of iteration 0
+        assert app.screen.source.op.name == "L"
+        shown = [p.border_title.split()[0] for p in app.screen.query(MatrixPanel) if p.display]
+        assert len(shown) == 4 and shown[-1] == "="  # the output stays last: "= L scalar"
         await pilot.press("v")
-        assert panels[1].border_title.startswith("z1 300×3")
-        await pilot.press("v")
-        assert panels[1].border_title.startswith("h1 300×3")
-        assert not panels[2].display
+        again = [p.border_title.split()[0] for p in app.screen.query(MatrixPanel) if p.display]
+        assert again != shown and again[-1] == "="
+        assert set(shown[:-1]) | set(again[:-1]) == {"y", "h2", "W1", "W2"}
 
 
 async def test_focused_panel_scrolls_rows_and_columns() -> None:

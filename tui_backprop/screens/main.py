@@ -56,6 +56,7 @@ class Outcome:
 
 
 class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
+    AUTO_FOCUS = ""  # enter puts the cell cursor on the output panel, not the first input
     BINDINGS = [
         Binding("n,right", "step", "step"),
         Binding("b,left", "back", "back"),
@@ -99,6 +100,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.factors: tuple[view.PanelData, ...] = ()
         self.shown: list[int] = []  # factor position shown by each visible panel
         self.plan: Plan = plan(80, 24, MAX_SLOTS, entries=self.entries)
+        self._planned_ready = False
+        self._planned_size = (80, 24)
         self.rotation = 0
         self.series = 0
         self.chart_on = True
@@ -135,8 +138,10 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.apply_plan(event.size.width, event.size.height)
 
     def apply_plan(self, width: int, height: int) -> None:
+        self._planned_ready = self._chart_ready()
+        self._planned_size = (width, height)
         p = self.plan = plan(width, height, MAX_SLOTS, self.chart_on, self.entries,
-                             self._chart_ready())
+                             self._planned_ready)
         self.set_class(p.too_small, "-too-small")
         if p.too_small:
             self.query_one("#too-small", Static).update(
@@ -146,7 +151,6 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
             return
         grid = self.query_one("#panels", Grid)
         grid.styles.grid_size_rows = 1
-        grid.styles.height = p.panels
         self._layout_panels()
         self.query_one("#card").styles.height = p.card
         self.query_one("#overview").styles.height = p.overview
@@ -188,19 +192,29 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         if self.running or self.plan.too_small:
             return
         src = self.source
-        if self._chart_ready() != (self.plan.chart > 0 or not self.chart_on
-                                   or self.size.height < 22):
-            self.apply_plan(self.size.width, self.size.height)
+        if self._chart_ready() != self._planned_ready:  # the chart's rows appear once
+            self.apply_plan(*self._planned_size)
             return
         self.query_one(OpCardView).show(view.op_card(src))
         self.factors = view.factor_panels(src)
         old = list(self.shown)
         self._layout_panels()
         panels = list(self.query(MatrixPanel))
+        follow = next(((p, p.cursor) for p in panels if p.cursor is not None and p.display
+                       and p.data is not None and p.data.output), None)
         for panel, pos in zip(panels, self.shown, strict=False):
             panel.show(self.factors[pos])
         if old != self.shown:
             self.refresh(layout=True)
+        if follow is not None:  # the cell cursor stays on the output as the op changes
+            here = next((p for p in panels if p.display and p.data is not None
+                         and p.data.output), None)
+            if here is not None and here is not follow[0]:
+                follow[0].clear_cursor(notify=False)
+                here.focus()
+                here.set_cursor(*follow[1])
+            elif here is not None:
+                self.mark_inputs(here, here.cursor)
         self._show_overview()
         self.query_one(FlagsView).show(self.with_break(view.flags(src)), len(src.history))
         self._show_status()
