@@ -174,9 +174,9 @@ async def test_chart_series_cycle_and_hide(app) -> None:
 
 
 async def test_v_rotates_the_inputs_when_they_outnumber_the_panels() -> None:
-    """The loss of an L2 run reads y, h2, W1, W2: five factors, four panels at 80 columns."""
+    """The loss of an L2 run reads y, h2, W1, W2: five factors, four panels at 64 columns."""
     app = make_app(Config(reg=0.1))
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(64, 24)) as pilot:
         await pilot.press("n", "n", "n", "n", "n", "n")  # L of iteration 0
         assert app.screen.source.op.name == "L"
         shown = [p.border_title.split()[0] for p in app.screen.query(MatrixPanel) if p.display]

@@ -135,7 +135,7 @@ def test_layout_plans() -> None:
     small = plan(80, 24, 8)
     # 80×24: status, 2 card lines, 6 overview lines, 1 flag line, 8 chart rows, footer
     assert (small.card, small.overview, small.flags, small.chart) == (2, 6, 1, 8)
-    assert small.panels == 24 - 1 - 2 - 6 - 1 - 8 - 1 and small.cols == 4
+    assert small.panels == 24 - 1 - 2 - 6 - 1 - 8 - 1 and small.cols == 5
     assert plan(80, 24, 8, chart_ready=False).chart == 0  # before 2 iterations
     assert plan(60, 16, 8).chart == 0 and not plan(60, 16, 8).too_small
     big = plan(120, 40, 8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
-PANEL_WIDTH = 20  # narrowest factor panel: border, row labels, one value column
+PANEL_WIDTH = 16  # narrowest factor panel: border, row labels, one value column
 MIN_PANEL = 5  # a factor panel: border, column header, two rows
 CHART = 8
 TILE_HEAT = 2  # rows of mini heatmap under each overview line when there is room

@@ -1,0 +1,154 @@
+"""The step view as the article's figure: every factor of the op, the overview, the marks."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from tui_support import make_app, screen_text
+
+from core.config import Config
+from tui_backprop.widgets import MatrixPanel
+
+
+def _display(frame, key: str) -> str:
+    """How the engine names an array it reads: an op's display name, else its key."""
+    for op in frame.ops:
+        if op.key == key:
+            return op.name
+    return {"labels": "y"}.get(key, key)
+
+
+def _panels(app) -> list[MatrixPanel]:
+    return [p for p in app.screen.query(MatrixPanel) if p.display]
+
+
+@pytest.mark.parametrize("cfg", [Config(hidden=(3,), bias=True),
+                                 Config(hidden=(5, 4), loss="ce", activation="relu",
+                                        reg=0.1, batch_size=8)],
+                         ids=["2-3-2", "2-5-4-2"])
+async def test_every_input_of_every_op_is_on_screen_with_its_role(cfg: Config) -> None:
+    app = make_app(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("i")  # iteration 0, op 0
+        src = app.screen.source
+        count = len(src.ops)
+        for _ in range(count):
+            frame, op = src.frame, src.op
+            titles = [p.border_title for p in _panels(app)]
+            roles = [t.split()[0] if not t.startswith("= ") else t.split()[1] for t in titles]
+            for key in op.inputs:
+                name = _display(frame, key)
+                if key == f"z{src.program.depth}" and op.name == "L":
+                    continue  # the fused CE loss names h and y; z is its kernel's detail
+                assert name in roles or f"{name}ᵀ" in roles, (op.name, name, titles)
+            for name in re.findall(r"(\S+?)ᵀ·", op.formula):  # transposed factors are named so
+                assert f"{name}ᵀ" in roles, (op.name, titles)
+            assert titles[-1].startswith("= ")  # the output comes last, after its factors
+            # each panel shows the frame's own array (transposed for a ᵀ role)
+            for panel in _panels(app):
+                d = panel.data
+                if d.array is None or not d.key:
+                    continue
+                want = frame.value(d.key)
+                want = want.T if d.transposed else want
+                if d.output:
+                    want = frame.outputs[src.index]
+                assert np.array_equal(d.array, want, equal_nan=True), (op.name, d.title)
+            await pilot.press("n")
+
+
+async def test_update_ops_show_w_grad_eta_and_delta() -> None:
+    cfg = Config(hidden=(3,), lr_decay=0.01)
+    app = make_app(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("i", "i")  # iteration 1
+        src = app.screen.source
+        while not src.op.name.startswith("update W2"):
+            await pilot.press("n")
+        text = screen_text(app)
+        lr = cfg.lr / (1 + cfg.lr_decay * 1)
+        assert f"η = {lr:.4g}" in text
+        titles = [p.border_title.split()[0] for p in _panels(app)]
+        assert titles[:3] == ["W2", "dL/dW2", "ΔW2"]
+        delta = next(p for p in _panels(app) if p.border_title.startswith("ΔW2")).data.array
+        new = src.frame.outputs[src.index]
+        grad = src.frame.value("dL_dW2")
+        assert np.allclose(delta, -lr * grad, rtol=1e-9, atol=1e-15)
+        assert np.allclose(new - src.frame.params["W2"], delta)
+
+
+async def test_scalars_of_the_op_are_printed_in_the_card() -> None:
+    app = make_app(Config(hidden=(3,), reg=0.2, clip=0.5))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("i")
+        src = app.screen.source
+        while src.op.name != "dL/dW2":
+            await pilot.press("n")
+        text = screen_text(app)
+        assert "λ = 0.2" in text and f"N = {src.program.n}" in text
+        while not src.op.name.startswith("clip"):
+            await pilot.press("n")
+        norms = src.frame.value("grad_norm")
+        total = float(np.sqrt(np.sum(norms ** 2)))
+        assert f"‖g‖ = {total:.4g}" in screen_text(app)
+        assert f"factor = {min(1.0, 0.5 / total):.4g}" in screen_text(app)
+
+
+async def test_the_output_cursor_marks_the_row_and_column_it_reads() -> None:
+    app = make_app(Config(hidden=(3,)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("i")
+        src = app.screen.source
+        while src.op.name != "dL/dW2":
+            await pilot.press("n")
+        await pilot.press("enter", "down", "right")  # cell (1, 1) of dL/dW2
+        panels = _panels(app)
+        out = next(p for p in panels if p.data.output)
+        assert out.cursor == (1, 1)
+        marks = {p.border_title.split()[0]: p.mark for p in panels if p is not out}
+        assert marks == {"h1ᵀ": ("row", 1, 0), "dL/dz2": ("col", 1, 0)}
+        # the marked row times the marked column is the element: the marks are the right ones
+        h1t = next(p for p in panels if p.border_title.startswith("h1ᵀ")).data.array
+        g = next(p for p in panels if p.border_title.startswith("dL/dz2")).data.array
+        dw = src.frame.outputs[src.index]
+        assert np.isclose(h1t[1] @ g[:, 1], dw[1, 1], rtol=1e-12)
+        text = screen_text(app)
+        assert "1▶" in text and "▼1" in text  # visible without colour
+        await pilot.press("n")  # next op (dL/dh1 = dL/dz2·W2ᵀ): the cursor follows the output
+        panels = _panels(app)
+        out = next(p for p in panels if p.data.output)
+        assert out.cursor == (1, 1)
+        marks = {p.border_title.split()[0]: p.mark for p in panels if p is not out}
+        assert marks == {"dL/dz2": ("row", 1, 0), "W2ᵀ": ("col", 1, 0)}
+
+
+async def test_overview_marks_reads_writes_and_previous_iteration_values() -> None:
+    app = make_app(Config(hidden=(3,)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("i", "i", "n")  # h1 of iteration 1
+        src = app.screen.source
+        lines = screen_text(app).split("\n")
+        row = {ln[4:11].strip(): ln for ln in lines if ln[4:11].strip() in
+               ("z1", "h1", "z2", "h2", "dL/dW2", "dL/dW1")}
+        assert len(row) == 6
+        assert row["h1"].startswith("out") and row["z1"].startswith(" in")
+        assert row["z2"][3] == "↶" and row["dL/dW1"][3] == "↶"  # iteration 0's values
+        assert row["h1"][3] == " "
+        # the norms shown are the arrays' own: this iteration's h1, the previous one's z2
+        h1 = src.frame.value("h1")
+        assert f"‖{float(np.linalg.norm(h1)):.3g}‖" in row["h1"]
+        src.jump(0, "z2")
+        z2_prev = src.frame.value("z2")
+        assert f"‖{float(np.linalg.norm(z2_prev)):.3g}‖" in row["z2"]
+
+
+async def test_nothing_is_clipped_at_80_columns_on_the_main_screen() -> None:
+    """The right edge: no line of the step view is cut by an ellipsis at 80 columns."""
+    app = make_app(Config(hidden=(3,), reg=0.1, lr_decay=0.001))
+    async with app.run_test(size=(80, 24)) as pilot:
+        for keys in (["i", "i"], ["p"], ["p"], ["p"], ["n"] * 3):
+            await pilot.press(*keys)
+            for line in screen_text(app).split("\n"):
+                assert not line.rstrip().endswith("…"), line
