@@ -251,6 +251,7 @@ class Series:
     log: bool
     marker: int | None  # the cursor's iteration, drawn as a vertical line
     skipped: int  # non-finite points left out
+    events: tuple[tuple[int, str], ...] = ()  # (iteration, flag glyph): vertical markers
 
 
 def downsample(y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +277,13 @@ def downsample(y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     return x, pair.reshape(-1)
 
 
-def chart(history: Any, kind: str, width: int, marker: int | None) -> Series:
+def chart_events(events: list[Event]) -> tuple[tuple[int, str], ...]:
+    """First iteration of each episode as (iteration, glyph), for the chart's markers."""
+    return tuple(sorted({(e.iteration, FLAG_GLYPH.get(e.kind, "?")) for e in events}))
+
+
+def chart(history: Any, kind: str, width: int, marker: int | None,
+          events: tuple[tuple[int, str], ...] = ()) -> Series:
     """The chosen series (loss, accuracy or per-layer gradient norms) at `width` columns."""
     n = len(history)
     view = history.view(0, n)
@@ -296,4 +303,5 @@ def chart(history: Any, kind: str, width: int, marker: int | None) -> Series:
         y = np.where(bad, np.nan, y)
         x, yd = downsample(y, width)
         lines.append((name, yd))
-    return Series(kind, x, tuple(lines), kind == "grad norms", marker, skipped)
+    return Series(kind, x, tuple(lines), kind == "grad norms", marker, skipped,
+                  tuple(e for e in events if e[0] < n))

@@ -257,11 +257,12 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
             return
         src = self.source
         width = max(10, chart.size.width - 10)
-        key = (len(src.history), src.iteration, self.series, width)
+        key = (len(src.history), src.iteration, self.series, width, len(src.events))
         if key != self._chart_key:
             self._chart_key = key
             marker = src.iteration if src.iteration >= 0 else None
-            chart.set_series(view.chart(src.history, view.SERIES[self.series], width, marker))
+            chart.set_series(view.chart(src.history, view.SERIES[self.series], width, marker,
+                                        view.chart_events(src.events)))
 
     # ------------------------------------------------------------------ moves
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -390,7 +391,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
             now = time.perf_counter()
             if now - last[0] >= 0.1:
                 last[0] = now
-                chart = None if width is None else view.chart(src.history, series, width, None)
+                chart = None if width is None else view.chart(
+                    src.history, series, width, None, view.chart_events(src.events))
                 try:
                     self.app.call_from_thread(self._progress, len(src.history), chart)
                 except RuntimeError:  # the app is closing
