@@ -61,6 +61,8 @@ def summary_line(e: Entry, width: int) -> Text:
     s = e.summary
     if s is None:
         t.append(" · not computed yet ·", _DIM)
+        if e.live:
+            t.append(f"  {e.live}", _IN)
         return t
     body = _body(s, width - t.cell_len)
     t.append(body, _DIM if stale and not e.role else None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from textual import work
@@ -98,6 +98,7 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.cache = HeatmapCache()
         self.overview = Overview()
         self.factors: tuple[view.PanelData, ...] = ()
+        self._entries: tuple = ()  # the overview entries last computed at the cursor
         self.shown: list[int] = []  # factor position shown by each visible panel
         self.plan: Plan = plan(80, 24, MAX_SLOTS, entries=self.entries)
         self._planned_ready = False
@@ -222,14 +223,14 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.refresh_tools()
 
     def _show_overview(self, live: dict[str, str] | None = None) -> None:
-        src, op = self.source, self.source.op
-        text = fx.split_formula(op.formula)[2]
-        reads = set(op.inputs) | {k for _, k, _ in fx.tokens(text, fx._names(src.frame))}
-        writes = {op.key, op.target} - {""}
-        entries = self.overview.entries(src, reads, writes)
-        if live:
-            entries = tuple(e.__class__(**{**e.__dict__, "live": live.get(e.key, "")})
-                            for e in entries)
+        if live:  # a job owns the source: the entries shown, with the newest norms
+            entries = tuple(replace(e, live=live.get(e.key, "")) for e in self._entries)
+        else:
+            src, op = self.source, self.source.op
+            text = fx.split_formula(op.formula)[2]
+            reads = set(op.inputs) | {k for _, k, _ in fx.tokens(text, fx._names(src.frame))}
+            writes = {op.key, op.target} - {""}
+            entries = self._entries = self.overview.entries(src, reads, writes)
         columns = 2 if self.size.width >= 124 and self.entries > 6 else 1
         self.query_one(OverviewView).show(entries, self.plan.tiles, columns)
 
@@ -273,8 +274,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
             return self.check_control(action)
         if action == "pause":
             return bool(self.running)
-        if action in MOVES and self.running:
-            return None
+        if action in MOVES and self.running:  # hidden: the footer keeps pause and quit in view
+            return False
         return True
 
     def _move(self, fn: Callable[[], object], stuck: str = "at the end of the trace") -> None:
@@ -377,7 +378,7 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.refresh_bindings()
         self._show_status()
         chart = self.query_one(PlotextPlot)
-        width = max(10, chart.size.width - 10) if chart.display else None
+        width = max(10, (chart.size.width if chart.display else self.size.width) - 10)
         self._job(kind, arg, view.SERIES[self.series], width)
 
     @work(thread=True, exclusive=True, group="long", exit_on_error=False)
@@ -387,14 +388,16 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         start = src.iteration
         last = [0.0]
 
+        gap = [0.1]  # seconds between refreshes: ≥ 0.1, and ≥ 20× their own cost (≤ 5%)
+
         def should_stop() -> bool:  # polled by the engine between blocks of iterations
             now = time.perf_counter()
-            if now - last[0] >= 0.1:
+            if now - last[0] >= gap[0]:
                 last[0] = now
-                chart = None if width is None else view.chart(
-                    src.history, series, width, None, view.chart_events(src.events))
+                live = self.live_view(src, series, width)
+                gap[0] = max(0.1, 20 * (time.perf_counter() - now))
                 try:
-                    self.app.call_from_thread(self._progress, len(src.history), chart)
+                    self.app.call_from_thread(self._progress, *live)
                 except RuntimeError:  # the app is closing
                     return True
             return self._pause_requested
@@ -413,16 +416,38 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                 src.jump(arg, 0)
         return Outcome(kind, event, self._pause_requested, start)
 
-    def _progress(self, frontier: int, chart: view.Series | None) -> None:
+    def live_view(self, src: Any, series: str, width: int | None) -> tuple:
+        """What a running job shows, read in the worker thread from metrics already computed:
+        the frontier, the chart, the flags and the newest ‖dL/dWₗ‖ per layer."""
+        n = len(src.history)
+        events = view.chart_events(src.events)
+        chart = None if width is None else view.chart(src.history, series, width, None, events)
+        flags = view.flags(src)
+        live: dict[str, str] = {}
+        if n:
+            norms = src.history.view(n - 1, n).grad_norm[0]
+            for l, v in enumerate(norms.tolist(), start=1):
+                live[f"dL_dW{l}"] = f"now ‖{v:.3g}‖ it {n - 1}"
+        return n, chart, flags, live
+
+    def _progress(self, frontier: int, chart: view.Series | None,
+                  flags: list[view.FlagLine] | None = None,
+                  live: dict[str, str] | None = None) -> None:
         t0, n0 = self._rate
         dt = time.perf_counter() - t0
         speed = (frontier - n0) / dt if dt > 0 else 0.0
-        what = "pausing…" if self._pause_requested else f"{self._job_kind}… (space to pause)"
-        self.running = f"running {what}  ran {frontier} · {speed:,.0f} it/s"
+        what = "pausing…" if self._pause_requested else f"{self._job_kind}… space: pause"
+        self.running = f"{what} ran {frontier:,} · {speed:,.0f} it/s"
         self._show_status()
+        if self._chart_ready() != self._planned_ready:  # the chart's rows appear mid-run
+            self.apply_plan(*self._planned_size)
         if chart is not None:
             self.query_one(PlotextPlot).set_series(chart)
             self._chart_key = None
+        if flags is not None:
+            self.query_one(FlagsView).show(self.with_break(flags), frontier)
+        if live:
+            self._show_overview(live)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "long" or event.state in (WorkerState.PENDING,
