@@ -19,6 +19,7 @@ from textual.screen import Screen
 
 from core.config import Config
 from tui_backprop.screens import HelpScreen, MainScreen
+from tui_backprop.widgets import colorless
 
 
 class BackpropApp(App[int]):
@@ -30,6 +31,8 @@ class BackpropApp(App[int]):
 
     def __init__(self, source: Any, *, label: str, title: str | None = None) -> None:
         super().__init__()
+        if colorless.wanted():  # NO_COLOR / TERM=dumb: no colour escapes at all
+            colorless.install(self)
         self.source = source
         self.label = label
         self.title = title or f"tui-backprop: {label}"
