@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.presets import DEFAULT_PRESET, PRESETS, preset_config
-
 from core.config import (
     ACTIVATIONS,
     CLIP_KINDS,
@@ -22,6 +20,7 @@ from core.config import (
     load_toml,
 )
 from core.datasets import BUILTIN
+from core.presets import DEFAULT_PRESET, PRESETS, preset_config
 
 # flag dest -> Config field
 FLAGS: dict[str, str] = {
