@@ -248,9 +248,9 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
 
     def _show_status(self) -> None:
         src = self.source
-        loss = src.history.view(0, len(src.history)).loss
-        self.query_one(StatusLine).show(view.status(src, self.label), loss, self.note,
-                                        self.running)
+        hist = src.history.view(0, len(src.history))
+        self.query_one(StatusLine).show(view.status(src, self.label), hist.loss, self.note,
+                                        self.running, hist.acc)
 
     def _show_chart(self) -> None:
         chart = self.query_one(PlotextPlot)
@@ -267,7 +267,10 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
 
     # ------------------------------------------------------------------ moves
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """While a job runs, moves are disabled (None greys them) and pause appears."""
+        """While a job runs, moves are hidden and pause appears; behind the "too small"
+        notice only help and quit (app keys) work."""
+        if self.plan.too_small and action not in ("pause",):
+            return False
         if action in tools.TOOL_ACTIONS:
             return self.check_tool(action)
         if action in control.CONTROL_ACTIONS:

@@ -76,29 +76,41 @@ class StatusLine(_Strip):
     """Where the cursor is; while a worker runs, its progress and speed instead."""
 
     def show(self, data: StatusData, loss: np.ndarray | None = None, note: str = "",
-             running: str = "") -> None:
-        if loss is not None and data.iteration >= 0:  # the loss *at the cursor*, not ahead
-            loss = loss[: data.iteration + 1]
+             running: str = "", acc: np.ndarray | None = None) -> None:
+        if loss is not None:  # the loss *at the cursor*, not ahead; none before iteration 0
+            loss = loss[: max(0, data.iteration + 1)]
         tail = None if loss is None else (len(loss), float(loss[-1]) if len(loss) else 0.0)
-        if self._changed((data, tail, note, running)):
+        a = None
+        if acc is not None and data.iteration >= 0 and len(acc) > data.iteration:
+            a = float(acc[data.iteration])
+        if self._changed((data, tail, note, running, a)):
             self._loss = loss
 
     def render(self) -> RenderableType:
         if self.data is None:
             return ""
-        d, tail, note, running = self.data
+        d, tail, note, running, acc = self.data
+        width = self.size.width or 80
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f" {d.label} ", "reverse")
         if running:
             t.append(f" {running}", "bold")
             return t
         it = "init" if d.iteration < 0 else f"it {d.iteration}"
-        t.append(f" {it} │ {d.phase} │ op {d.index + 1}/{d.count} {d.op} │ ")
+        phase = f"{d.phase} │ " if width >= 100 else ""  # the op card's badge has it too
+        t.append(f" {it} │ {phase}op {d.index + 1}/{d.count} {d.op} │ ")
         if note:  # before the loss: at 80 columns the tail is what gets cut
             t.append(note, "bold")
             t.append(" │ ")
-        if tail and tail[0]:
-            t.append(f"loss {tail[1]:.4g} ")
-            t.append_text(spark_text(self._loss[-240:], 12))
-            t.append(f" │ history {d.frontier}")
+        if tail and tail[0]:  # the most telling parts first, each only if it fits whole
+            parts = [Text(f"loss {tail[1]:.4g}")]
+            if acc is not None:
+                parts.append(Text(f" acc {acc:.3g}"))
+            spark = Text(" ")
+            spark.append_text(spark_text(self._loss[-240:], 12))
+            parts += [spark, Text(f" │ history {d.frontier}")]
+            for part in parts:
+                if t.cell_len + part.cell_len > width:
+                    break
+                t.append_text(part)
         return t
