@@ -194,7 +194,7 @@ def marks(frame: Any, index: int, facs: tuple[Factor, ...], cell: tuple[int, int
     lhs, _, rhs = split_formula(op.formula)
     product = "·" in rhs and op.family in ("linear",) and not op.key.startswith("dL_db")
     if op.key.startswith("dL_db"):
-        for p, f in ins:
+        for p, _f in ins:
             res[p] = ("col", j, 0)
         return res
     if product:

@@ -159,7 +159,7 @@ class MatrixHeatmap:
     def __init__(self, array: np.ndarray, *, row: int = 0, col: int = 0,
                  stats: Stats | None = None, max_height: int = 12,
                  cursor: tuple[int, int] | None = None,
-                 mark: tuple[str, int, int] | None = None) -> None:
+                 mark: tuple[str, int, int] | None = None, unsampled: bool = False) -> None:
         self.array = array
         self.grid, self.note = as_2d(array)
         self.stats = stats or Stats.of(array)
@@ -171,12 +171,14 @@ class MatrixHeatmap:
         self.cursor = cursor  # (row, col) of the drill-down cell cursor in the 2-D view
         # the row / column / cell an output element under the cursor reads from this input
         self.mark = mark
+        self.unsampled = unsampled  # NaN means "not sampled" (gradcheck), not a bad value
 
     def at(self, row: int, col: int, cursor: tuple[int, int] | None = None,
            mark: tuple[str, int, int] | None = None) -> MatrixHeatmap:
         """The same matrix seen from another offset (statistics are shared, not redone)."""
         return MatrixHeatmap(self.array, row=row, col=col, stats=self.stats,
-                             max_height=self.max_height, cursor=cursor, mark=mark)
+                             max_height=self.max_height, cursor=cursor, mark=mark,
+                             unsampled=self.unsampled)
 
     # ------------------------------------------------------------------ geometry
     def label_width(self) -> int:
@@ -208,7 +210,10 @@ class MatrixHeatmap:
     def _stats_lines(self, width: int, count: int) -> list[Text]:
         lines: list[Text] = []
         cur = ""
-        for tok in ([self.note] if self.note else []) + self.stats.tokens(self.exp):
+        tokens = self.stats.tokens(self.exp)
+        if self.unsampled:
+            tokens = [t for t in tokens if "NaN" not in t]
+        for tok in ([self.note] if self.note else []) + tokens:
             if cur and len(cur) + 2 + len(tok) > width:
                 lines.append(cur)
                 cur = ""
@@ -263,6 +268,10 @@ class MatrixHeatmap:
             label = str(r0 + i).rjust(lw - 1) + (">" if here else ("▶" if marked_row else " "))
             yield Segment(label, _CURSOR if here or marked_row else _DIM)
             for j, v in enumerate(values):
+                if self.unsampled and v != v:
+                    yield Segment("      ·", _DIM)
+                    yield Segment(" ")
+                    continue
                 text, style = self._cell(v, scale, unit, styles)
                 if (here and c0 + j == cur_c) or (kind == "cell" and r0 + i == mark_r
                                                   and c0 + j == mark_c):

@@ -27,7 +27,7 @@ FLAGS = {
     "fp": "floating-point warning (overflow, invalid, divide) with a hint",
     "explode": "gradient norm above its limit or k× its running median",
     "vanish": "gradient norm below its floor",
-    "spike": "loss above k× its running median",
+    "spike": "loss above 1.5× its recent minimum (spike_factor in [detect])",
     "rising": "loss rose n iterations in a row",
     "saturated": "most hidden units saturated (σ, tanh) or dead (relu)",
     "break": "the breakpoint (x) continue stopped at, and why",

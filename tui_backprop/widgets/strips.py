@@ -13,8 +13,8 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
-from tui_backprop.renderables.flags import FlagsStrip
 from tui_backprop.overview import Entry
+from tui_backprop.renderables.flags import FlagsStrip
 from tui_backprop.renderables.opcard import OpCard
 from tui_backprop.renderables.overview import OverviewLines
 from tui_backprop.renderables.sparkline import spark_text
