@@ -176,7 +176,7 @@ async def test_save_writes_a_trace_with_the_knobs_and_asks_before_overwriting(
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, MainScreen)
-        assert "saved iterations 0..32 to s.trace" in screen_text(app)
+        assert "saved s.trace (it 0..32)" in screen_text(app)
     with TraceReader(path) as tr:
         assert tr.n == 33 and [(t, c.lr) for t, c in tr.knobs] == [(31, 0.25)]
         assert any(e.kind == "knob" and e.iteration == 31 for e in tr.events)
