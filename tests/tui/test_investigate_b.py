@@ -64,7 +64,7 @@ def test_diagram_lights_the_ops_arrays() -> None:
     assert "▶ dL/dW1 ← • X, • dL/dz1" in out
     assert "▶ dL/dW1" in out.split("\n", 2)[2] and "• dL/dz1" in out and "• X" in out
     assert "X · 2" in out and "h1 · 3" in out and "W2 3×2" in out
-    assert "gradient flow, iterations 0–5" in out and "W1  ‖∇‖ " in out
+    assert "gradient flow, it 0–5: " in out and "W1  ‖∇‖ " in out  # the short head at 80
     assert "sat — (output layer)" in out
 
 
@@ -189,7 +189,7 @@ async def test_boundary_without_colour_uses_glyphs() -> None:
         app.screen.refresh_view()
         await pilot.press("o")
         text = screen_text(app)
-        assert "[ ]0 [█]1 start of it 400 · acc " in text and "fill = prediction" in text
+        assert "[ ]0 [█]1 start of it 400 · acc " in text and "fill = predicted" in text
         assert "▀" in text or "▄" in text  # half-block pixels without colour
 
 
