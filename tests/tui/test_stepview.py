@@ -152,3 +152,31 @@ async def test_nothing_is_clipped_at_80_columns_on_the_main_screen() -> None:
             await pilot.press(*keys)
             for line in screen_text(app).split("\n"):
                 assert not line.rstrip().endswith("…"), line
+
+
+async def test_sample_view_shows_the_batch_row_and_its_share_of_dl_dw() -> None:
+    from tui_backprop.renderables.matrix import fmt_value
+    from tui_backprop.sample import sample
+    from tui_backprop.widgets.tools import SampleView
+
+    app = make_app(Config(hidden=(3,)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("i", "i", "p", "p", "p")  # update phase of iteration 1
+        await pilot.press("e", "7", "enter")
+        await pilot.pause()
+        src = app.screen.source
+        view = app.screen.query_one(SampleView)
+        assert view.display and view.data.n == 7
+        text = screen_text(app)
+        frame = src.frame
+        x = frame.batch["X"][7]
+        assert "x[n]      [" + " ".join(fmt_value(float(v)) for v in x) + "]" in text
+        for row in view.data.forward:  # every vector is that row of the frame's array
+            key = {"x": "X", "y": "y"}.get(row.name, row.name)
+            assert np.array_equal(row.values, frame.value(key)[7])
+        # the row's outer products over the whole batch sum to the batch gradient
+        total = sum(sample(src, n).contributions[0].own
+                    for n in range(frame.batch["X"].shape[0]))
+        assert np.allclose(total, frame.value("dL_dW2"), rtol=1e-10, atol=1e-15)
+        await pilot.press("escape")
+        assert not view.display

@@ -24,14 +24,17 @@ from tui_backprop import investigate as inv
 from tui_backprop.screens.gradcheck import GradcheckScreen
 from tui_backprop.screens.layout import Plan
 from tui_backprop.widgets import MatrixPanel, PlotextPlot
-from tui_backprop.widgets.tools import BoundaryView, DiagramView, DrillPane
+from tui_backprop.sample import sample
+from tui_backprop.screens.prompt import PromptScreen
+from tui_backprop.widgets.tools import BoundaryView, DiagramView, DrillPane, SampleView
 
-TOOL_ACTIONS = {"drill", "gradcheck", "boundary", "diagram", "close_tool"}
+TOOL_ACTIONS = {"drill", "gradcheck", "boundary", "diagram", "sample", "close_tool"}
 BINDINGS = [
     Binding("enter", "drill", "cell", show=False),
     Binding("f", "gradcheck", "gradcheck", show=False),
     Binding("o", "boundary", "boundary", show=False),
     Binding("w", "diagram", "diagram", show=False),
+    Binding("e", "sample", "one sample", show=False),
     Binding("escape", "close_tool", "Close the boundary / diagram view", show=False),
 ]
 PALETTE = [
@@ -41,6 +44,8 @@ PALETTE = [
     ("Decision boundary", "o: predicted class over the data plane (2-D inputs)", "boundary"),
     ("Network diagram and gradient flow", "w: layers, the op's arrays, ‖∇W‖ sparklines",
      "diagram"),
+    ("Follow one sample", "e: row n of the batch through the network, its share of dL/dW",
+     "sample"),
 ]
 DRILL_HEIGHT = 8  # rows of the drill pane at least (it takes the chart's place)
 
@@ -48,7 +53,8 @@ DRILL_HEIGHT = 8  # rows of the drill pane at least (it takes the chart's place)
 class ToolsMixin:
     """Mixed into MainScreen: expects `source`, `plan`, `running` and the widgets."""
 
-    tool: str = ""  # "", "boundary" or "diagram": what replaces the panels
+    tool: str = ""  # "", "boundary", "diagram" or "sample": what replaces the panels
+    sample_row: int = 0
     source: Any
     plan: Plan
     running: str
@@ -58,6 +64,7 @@ class ToolsMixin:
     def compose_tool_views(self):  # inside #body, after #panels
         yield BoundaryView(id="boundary")
         yield DiagramView(id="diagram")
+        yield SampleView(id="sample")
 
     def compose_drill(self):  # inside #body, before #chart
         yield DrillPane(id="drill")
@@ -84,6 +91,7 @@ class ToolsMixin:
         self.query_one("#panels", Grid).display = not self.tool
         self.query_one(BoundaryView).display = self.tool == "boundary"
         self.query_one(DiagramView).display = self.tool == "diagram"
+        self.query_one(SampleView).display = self.tool == "sample"
         drilling = self._cursor_panel() is not None
         drill = self.query_one(DrillPane)
         drill.display = drilling
@@ -109,6 +117,8 @@ class ToolsMixin:
             self.query_one(BoundaryView).show(inv.boundary_spec(src))
         elif self.tool == "diagram":
             self.query_one(DiagramView).show(inv.diagram(src))
+        elif self.tool == "sample":
+            self.query_one(SampleView).show(sample(src, self.sample_row))
 
     def _relayout(self) -> None:
         self.layout_tools(self.plan)
@@ -157,6 +167,22 @@ class ToolsMixin:
 
     def action_diagram(self) -> None:
         self._toggle("diagram")
+
+    def action_sample(self) -> None:
+        """Ask for a row of the batch, then follow it through the network."""
+        rows = self.source.frame.batch["X"].shape[0]
+
+        def chosen(value: int | None) -> None:
+            if value is None:
+                return
+            self.sample_row = min(value, rows - 1)
+            if self.tool != "sample":
+                self._toggle("sample")
+            else:
+                self._relayout()
+
+        self.app.push_screen(PromptScreen(f"Follow which row of the batch? (0..{rows - 1})",
+                                          "e.g. 0", minimum=0), chosen)
 
     def action_close_tool(self) -> None:
         self._toggle(self.tool)
