@@ -21,11 +21,11 @@ from textual.binding import Binding
 from textual.containers import Grid
 
 from tui_backprop import investigate as inv
+from tui_backprop.sample import sample
 from tui_backprop.screens.gradcheck import GradcheckScreen
 from tui_backprop.screens.layout import Plan
-from tui_backprop.widgets import MatrixPanel, PlotextPlot
-from tui_backprop.sample import sample
 from tui_backprop.screens.prompt import PromptScreen
+from tui_backprop.widgets import MatrixPanel, PlotextPlot
 from tui_backprop.widgets.tools import BoundaryView, DiagramView, DrillPane, SampleView
 
 TOOL_ACTIONS = {"drill", "gradcheck", "boundary", "diagram", "sample", "close_tool"}
