@@ -198,15 +198,12 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
             return
         self.query_one(OpCardView).show(view.op_card(src))
         self.factors = view.factor_panels(src)
-        old = list(self.shown)
         self._layout_panels()
         panels = list(self.query(MatrixPanel))
         follow = next(((p, p.cursor) for p in panels if p.cursor is not None and p.display
                        and p.data is not None and p.data.output), None)
         for panel, pos in zip(panels, self.shown, strict=False):
             panel.show(self.factors[pos])
-        if old != self.shown:
-            self.refresh(layout=True)
         if follow is not None:  # the cell cursor stays on the output as the op changes
             here = next((p for p in panels if p.display and p.data is not None
                          and p.data.output), None)
