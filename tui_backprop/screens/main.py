@@ -84,7 +84,7 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         ("Jump to iteration", "g", "goto"),
         ("Pause the running job", "space / escape", "pause"),
         ("Next chart series", "t: loss → accuracy → gradient norms", "series"),
-        ("Cycle matrix panels", "v", "cycle"),
+        ("Rotate the inputs shown", "v: when an op has more factors than panels", "cycle"),
         ("Show or hide the chart", "l", "toggle_chart"),
         *tools.PALETTE,
         *control.PALETTE,
