@@ -180,3 +180,64 @@ async def test_sample_view_shows_the_batch_row_and_its_share_of_dl_dw() -> None:
         assert np.allclose(total, frame.value("dL_dW2"), rtol=1e-10, atol=1e-15)
         await pilot.press("escape")
         assert not view.display
+
+
+def test_chart_ticks_are_even_round_steps_and_series_differ_without_colour() -> None:
+    from rich.console import Console
+
+    from tui_backprop import view
+    from tui_backprop.renderables.chart import LineChart
+
+    class H:  # a history of two layers' gradient norms and a loss with a bump at 60
+        def __init__(self) -> None:
+            x = np.arange(120, dtype=float)
+            self.loss = 0.25 * np.exp(-x / 40) + np.where((x > 60) & (x < 70), 0.05, 0)
+            self.acc = np.linspace(0.5, 1, 120)
+            self.grad_norm = np.stack([1e-3 * (1 + x), 1e-1 / (1 + x)], axis=1)
+
+        def __len__(self) -> int:
+            return 120
+
+        def view(self, a: int = 0, b: int | None = None):
+            return self
+
+    events = ((61, "^"), (90, "◆"))
+    console = Console(width=80, no_color=True, record=True)
+    for kind in ("loss", "grad norms"):
+        lines = LineChart(view.chart(H(), kind, 70, None, events)).lines(80, 8)
+        ticks = [ln.plain.split("┤")[0].strip() for ln in lines[1:-1] if "┤" in ln.plain]
+        assert len(ticks) >= 2
+        if kind == "loss":
+            values = [float(t) for t in ticks]
+            steps = np.diff(values)
+            assert np.allclose(steps, steps[0]) and len(set(ticks)) == len(ticks)
+        else:  # log axis: powers of ten
+            assert all(t.startswith("1e") or t in ("0.1", "0.01", "1", "10") for t in ticks)
+            assert "⣿ ‖dW1‖" in lines[0].plain and "x ‖dW2‖" in lines[0].plain
+            assert any("x" in ln.plain for ln in lines[1:-1])  # the second series' marker
+        top = lines[1].plain
+        assert "^" in top and "◆" in top  # the markers, on the top row
+        assert "markers: ^ ◆" in lines[0].plain
+        for ln in lines:
+            console.print(ln)
+    assert "\x1b[" not in console.export_text(styles=False)
+
+
+async def test_chart_marks_the_events_of_a_run() -> None:
+    from tui_support import explode_config
+
+    from tui_backprop.widgets import PlotextPlot
+
+    app = make_app(explode_config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        chart = app.screen.query_one(PlotextPlot)
+        assert chart.display and chart.region.height >= 8
+        lines = screen_text(app).split("\n")[chart.region.y:chart.region.bottom]
+        glyphs = {view_glyph for e in app.screen.source.events
+                  for view_glyph in [{"explode": "↑", "spike": "^", "rising": "↗"}.get(e.kind)]
+                  if view_glyph}
+        assert glyphs and all(g in lines[1] for g in glyphs)  # on the plot's top row
+        assert "┆" in "\n".join(lines[2:])

@@ -27,11 +27,19 @@ _SERIES = (Style(), Style(bold=True), Style(bold=True), Style(), Style())
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # braille bit by (row, col)
 
 
-def fmt_tick(v: float, log: bool) -> str:
+def fmt_tick(v: float, log: bool, step: float = 0.0) -> str:
+    """A tick label with just the decimals its step needs, so neighbours always differ."""
     if log:
         return f"1e{round(v)}" if abs(round(v)) >= 3 else f"{10 ** v:g}"
-    if v == 0:
+    if abs(v) < 1e-12 * max(1.0, step):
         return "0"
+    if step > 0:
+        mag = math.floor(math.log10(step))
+        extra = 1 if round(step / 10 ** mag, 6) == 2.5 else 0
+        decimals = max(0, -mag + extra)
+        if decimals <= 6 and abs(v) < 1e6:
+            return f"{v:.{decimals}f}"
+        return f"{v:.{max(1, decimals + mag + 3)}g}"
     return f"{v:.4g}"
 
 
@@ -103,7 +111,8 @@ class LineChart:
         finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.zeros(0)
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         bottom, top, ticks = y_axis(lo, hi, rows, s.log)
-        labels = [fmt_tick(v, s.log) for v in ticks]
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 0.0
+        labels = [fmt_tick(v, s.log, step) for v in ticks]
         lw = max(len(t) for t in labels) + 1
         cols = max(4, width - lw - 1)
         xmax = float(s.x[-1]) if len(s.x) else 1.0
