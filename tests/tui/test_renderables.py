@@ -143,3 +143,10 @@ def test_layout_plans() -> None:
     assert plan(80, 24, 8, chart_on=False).chart == 0
     deep = plan(80, 24, 8, entries=9)  # 2-5-4-2: nine lines still fit, the chart gives way
     assert deep.overview == 9 and deep.panels >= 5 and deep.chart >= 5
+
+
+def test_a_tiny_heatmap_keeps_its_unit() -> None:
+    """Without room for the statistics line, the ×1e-3 unit moves to the column header."""
+    heat = MatrixHeatmap(np.array([[-0.005767, -0.000175]]))
+    out = render(heat, width=30, height=3)
+    assert "×1e-3" in out and "-5.767" in out

@@ -244,15 +244,24 @@ class MatrixHeatmap:
         kind, mr, mc = self.mark or ("", -1, -1)
         mark_r = mr if kind in ("row", "cell") else -1
         mark_c = (mr if kind == "col" else mc) if kind in ("col", "cell") else -1
+        # each row's segments are merged where the style repeats (Segment.simplify): the
+        # terminal gets one escape sequence per run, not one per cell (bytes over SSH)
         used = len(hdr0 := " " * lw)
-        yield Segment(hdr0, _DIM)
+        row: list[Segment] = [Segment(hdr0, _DIM)]
         for c in range(c0, c0 + vis_c):
             label = ("▼" if c == mark_c and kind == "col" else "") + str(c)
             cell_text = label.rjust(CELL_W) + " "
             if used + len(cell_text) > width:
                 cell_text = cell_text[:max(0, width - used)]
             used += len(cell_text)
-            yield Segment(cell_text, _CURSOR if c == mark_c and kind == "col" else _DIM)
+            row.append(Segment(cell_text, _CURSOR if c == mark_c and kind == "col" else _DIM))
+        if head <= 1 and self.exp:  # no statistics line: the unit goes on the header
+            unit = f"×1e{self.exp}"
+            if used + len(unit) > width:  # in place of the first column labels
+                row = [Segment(unit[:width], _UNIT)]
+            else:
+                row.append(Segment(unit, _UNIT))
+        yield from Segment.simplify(row)
         yield new_line
         window = self.grid[r0:r0 + vis_r, c0:c0 + vis_c].astype(float, copy=False)
         scale = self.stats.scale
@@ -266,22 +275,21 @@ class MatrixHeatmap:
             here = r0 + i == cur_r
             marked_row = r0 + i == mark_r and kind == "row"
             label = str(r0 + i).rjust(lw - 1) + (">" if here else ("▶" if marked_row else " "))
-            yield Segment(label, _CURSOR if here or marked_row else _DIM)
+            row = [Segment(label, _CURSOR if here or marked_row else _DIM)]
             for j, v in enumerate(values):
                 if self.unsampled and v != v:
-                    yield Segment("      ·", _DIM)
-                    yield Segment(" ")
+                    row += [Segment("      ·", _DIM), Segment(" ")]
                     continue
                 text, style = self._cell(v, scale, unit, styles)
                 if (here and c0 + j == cur_c) or (kind == "cell" and r0 + i == mark_r
                                                   and c0 + j == mark_c):
                     # ▸value◂ in reverse video: readable in mono too
-                    yield Segment("▸" + text[1:] + "◂", _CURSOR)
+                    row.append(Segment("▸" + text[1:] + "◂", _CURSOR))
                     continue
                 if marked_row or (kind == "col" and c0 + j == mark_c):
                     style = (style or Style()) + _MARK
-                yield Segment(text, style)
-                yield Segment(" ")
+                row += [Segment(text, style), Segment(" ")]
+            yield from Segment.simplify(row)
             yield new_line
         below, right = rows - r0 - vis_r, cols - c0 - vis_c
         marks = [f"↑{r0}"] if r0 else []

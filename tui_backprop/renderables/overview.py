@@ -108,18 +108,24 @@ def mini_heat(a: np.ndarray | None, rows: int, cols: int, color: bool) -> list[T
         grid = np.array([[b.mean() for b in row] for row in blocks])
         finite = np.abs(grid[np.isfinite(grid)])
         scale = float(finite.max()) if finite.size else 0.0
+    red, blue = Style(color="red"), Style(color="blue")
     out = []
     for row in grid:
         t = Text(no_wrap=True, overflow="crop")
+        run, run_style = "", None  # one span per run of equal style: one escape per run
         for v in row:
             if not math.isfinite(v):
-                t.append("✗", _BAD)
-                continue
-            level = 0 if scale == 0 else min(4, int(abs(v) / scale * 4.999))
-            style = None
-            if color and level:
-                style = Style(color="red" if v > 0 else "blue")
-            t.append(SHADES[level], style)
+                glyph, style = "✗", _BAD
+            else:
+                level = 0 if scale == 0 else min(4, int(abs(v) / scale * 4.999))
+                glyph = SHADES[level]
+                style = (red if v > 0 else blue) if color and level else None
+            if style is not run_style and run:
+                t.append(run, run_style)
+                run = ""
+            run, run_style = run + glyph, style
+        if run:
+            t.append(run, run_style)
         out.append(t)
     while len(out) < rows:
         out.append(Text(""))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from rich.console import RenderableType
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from tui_backprop.overview import Entry
@@ -52,10 +53,29 @@ class OverviewView(_Strip):
         self.columns = 1
 
     def show(self, entries: tuple[Entry, ...], tiles: bool = False, columns: int = 1) -> None:
-        key = (tuple((e.name, id(e.summary), e.role, e.from_iteration, e.live)
-                     for e in entries), tiles, columns)
-        if self._changed(key):
-            self.entries, self.tiles, self.columns = entries, tiles, columns
+        """Repaint only the rows whose entry changed (a step changes two or three roles)."""
+        keys = tuple((e.name, id(e.summary), e.role, e.from_iteration, e.live)
+                     for e in entries)
+        key = (keys, tiles, columns)
+        if key == self.data:
+            return
+        old = self.data
+        self.data = key
+        self.entries, self.tiles, self.columns = entries, tiles, columns
+        if old is None or old[1:] != key[1:] or len(old[0]) != len(keys):
+            self.refresh()
+            return
+        cols = 2 if tiles else columns
+        per = 3 if tiles else 1  # rows per entry group: the line, then its heatmap rows
+        width = self.size.width
+        regions = []
+        for i, (a, b) in enumerate(zip(old[0], keys, strict=True)):
+            if a != b:
+                heat_same = a[1] == b[1]  # same summary: the mini heatmap did not change
+                rows = 1 if heat_same else per
+                regions.append(Region(0, (i // cols) * per, width, rows))
+        if regions:
+            self.refresh(*regions)
 
     def render(self) -> RenderableType:
         return OverviewLines(self.entries, self.tiles, columns=self.columns)
