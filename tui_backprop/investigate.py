@@ -74,6 +74,7 @@ class GradcheckData:
     eps: float = 0.0
     rel_error: np.ndarray | None = None
     rows: tuple[tuple[str, float, float, float], ...] = ()  # worst entries: index, a, n, err
+    diagnosis: str = ""  # what kind of mistake a FAIL looks like (user code, core/user)
 
 
 def gradcheck_key(src: Any) -> str:

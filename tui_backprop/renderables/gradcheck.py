@@ -43,6 +43,8 @@ class GradcheckReport:
         verdict.append(f"  max relative error {d.max_rel:.2e} {rel} threshold "
                        f"{d.threshold:.0e}  (worst: {d.worst})")
         out.append(verdict)
+        if d.diagnosis:
+            out.append(Text(d.diagnosis, _BOLD))
         sampled = "" if d.checked + d.skipped >= d.total else " (sampled)"
         out.append(Text(f"checked {d.checked} of {d.total} entries{sampled} · {d.skipped} "
                         f"skipped at ReLU kinks · central differences, ε = {d.eps:.0e}, "
