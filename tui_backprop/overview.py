@@ -78,6 +78,12 @@ def headline(depth: int) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def headline_for(program: Any) -> tuple[tuple[str, str], ...]:
+    """The program's headline arrays: user code (core/user) names its own (`panels`)."""
+    custom = getattr(program, "panels", None)
+    return tuple(custom) if custom is not None else headline(program.depth)
+
+
 class Overview:
     """Builds entries for a source's cursor, caching summaries per (iteration, key)."""
 
@@ -105,7 +111,7 @@ class Overview:
         pos = {op.key: i for i, op in enumerate(frame.ops)}
         prev = None
         out = []
-        for key, name in headline(src.program.depth):
+        for key, name in headline_for(src.program):
             role = "out" if key in writes else ("in" if key in reads else "")
             i = pos.get(key)
             if i is not None and i <= cur:

@@ -39,7 +39,8 @@ def fmt_tick(v: float, log: bool, step: float = 0.0) -> str:
         decimals = max(0, -mag + extra)
         if decimals <= 6 and abs(v) < 1e6:
             return f"{v:.{decimals}f}"
-        return f"{v:.{max(1, decimals + mag + 3)}g}"
+        sig = min(8, max(2, math.floor(math.log10(abs(v))) - mag + 2)) if v else 1
+        return f"{v:.{sig}g}"
     return f"{v:.4g}"
 
 

@@ -53,8 +53,13 @@ class FlagsStrip:
             yield line
             return
         shown = self.lines if len(self.lines) <= height else self.lines[:max(0, height - 1)]
+        spare = height - len(shown)
         for f in shown:
-            yield self._line(f)
+            t = self._line(f)
+            if spare > 0 and t.cell_len > options.max_width:  # a spare row: wrap, not cut
+                t.no_wrap, t.overflow = False, "fold"
+                spare -= 1
+            yield t
         rest = self.lines[len(shown):]
         if rest:
             kinds = ", ".join(dict.fromkeys(FLAG_LABEL.get(f.kind, f.kind) for f in rest))

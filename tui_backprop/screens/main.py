@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState
 from core.detectors import Event
 from tui_backprop import factors as fx
 from tui_backprop import view
-from tui_backprop.overview import Overview, headline
+from tui_backprop.overview import Overview, headline_for
 from tui_backprop.screens import control, tools
 from tui_backprop.screens.layout import MIN_HEIGHT, MIN_WIDTH, Plan, plan
 from tui_backprop.screens.prompt import PromptScreen
@@ -94,7 +94,7 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         super().__init__()
         self.source = source
         self.label = label
-        self.entries = len(headline(source.program.depth))
+        self.entries = len(headline_for(source.program))
         self.cache = HeatmapCache()
         self.overview = Overview()
         self.factors: tuple[view.PanelData, ...] = ()
