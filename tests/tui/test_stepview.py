@@ -241,3 +241,11 @@ async def test_chart_marks_the_events_of_a_run() -> None:
                   if view_glyph}
         assert glyphs and all(g in lines[1] for g in glyphs)  # on the plot's top row
         assert "┆" in "\n".join(lines[2:])
+        # the chart ends a little past the cursor, not at the history run ahead in blocks,
+        # so the rise after the event is not flattened by what came later
+        src = app.screen.source
+        last = int(chart.series.x[-1])
+        assert len(src.history) > last + 1 and src.iteration < last <= 1.5 * src.iteration
+        y = chart.series.lines[0][1]
+        after = y[int(np.searchsorted(chart.series.x, src.iteration)):]
+        assert np.nanmax(after) > y[int(np.searchsorted(chart.series.x, src.iteration))]

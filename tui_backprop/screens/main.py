@@ -259,8 +259,9 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         if key != self._chart_key:
             self._chart_key = key
             marker = src.iteration if src.iteration >= 0 else None
+            end = view.chart_end(len(src.history), src.iteration)
             chart.set_series(view.chart(src.history, view.SERIES[self.series], width, marker,
-                                        view.chart_events(src.events)))
+                                        view.chart_events(src.events), end))
 
     # ------------------------------------------------------------------ moves
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
