@@ -9,11 +9,13 @@ count of the rest.
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
 from rich.text import Text
 
-from tui_backprop.renderables.matrix import fmt_value, shape_text
+from tui_backprop.renderables.matrix import common_exponent, fmt_value, shape_text
 from tui_backprop.sample import SampleData
 
 _BOLD = Style(bold=True)
@@ -21,13 +23,19 @@ _DIM = Style(dim=True)
 
 
 def vector(values, room: int) -> str:
-    """As many 6-character entries as fit in `room`, then "+k"."""
+    """As many 6-character entries as fit in `room`, then "… +k"; tiny or huge vectors
+    in units of a common power of ten, like the heatmaps ("×1e-4 [-4.012 +3.998]")."""
     if values is None:
         return "· not computed yet ·"
     vals = [float(v) for v in values.reshape(-1)]
-    fit = max(1, (room - 4) // 7)
-    body = " ".join(fmt_value(v) for v in vals[:fit])
-    return f"[{body}{' +' + str(len(vals) - fit) if len(vals) > fit else ''}]"
+    finite = [abs(v) for v in vals if math.isfinite(v)]
+    exp = common_exponent(max(finite)) if finite else 0
+    unit = f"×1e{exp} " if exp else ""
+    scale = 10.0 ** -exp
+    fit = max(1, (room - 4 - len(unit) - 9) // 7)
+    body = " ".join(fmt_value(v * scale) for v in vals[:fit])
+    more = f" … +{len(vals) - fit}" if len(vals) > fit else ""
+    return f"{unit}[{body}{more}]"
 
 
 class SampleCard:
