@@ -40,8 +40,9 @@ async def test_breakpoint_dialog_adds_refuses_toggles_and_removes() -> None:
         assert "grad2 > 10x median" in text and "loss rising 5" in text  # the examples
         await type_in(pilot, "grad9 > 5")
         assert "no layer 9: this net has layers 1..2" in screen_text(app)
+        assert "rejected 'grad9 > 5'" in screen_text(app)  # quoted, and the box is cleared
+        assert app.screen.query_one("#bp-input").value == ""
         assert app.screen.breakpoints.items == []  # nothing applied
-        app.screen.query_one("#bp-input").value = ""
         await type_in(pilot, "grad2 > 10x median")
         await type_in(pilot, "op dL/dW1")
         text = screen_text(app)

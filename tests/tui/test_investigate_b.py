@@ -84,6 +84,12 @@ def test_gradcheck_report_in_words() -> None:
                              np.full((2, 3), 0.3), (("[0,0]", 1.0, 0.5, 0.3),))
     out = render(GradcheckReport(fail), 80, 16)
     assert "FAIL ✗" in out and "3.00e-01 > threshold 1e-05" in out and "[0,0]" in out
+    sampled = np.full((2, 3), np.nan)
+    sampled[0, 1] = 2e-9  # one entry checked, five not sampled
+    part = inv.GradcheckData("t", "", True, 2e-9, 1e-5, "W1[0,1]", 1, 6, 0, 1e-5, sampled,
+                             (("[0,1]", 1.0, 1.0, 2e-9),))
+    out = render(GradcheckReport(part), 80, 16)
+    assert "not sampled" in out and "NaN" not in out and "✗" not in out.split("FAIL")[0]
     na = render(GradcheckReport(inv.GradcheckData("t", "not applicable: z1 (forward)")))
     assert "not applicable: z1 (forward)" in na
 

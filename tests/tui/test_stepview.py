@@ -249,3 +249,28 @@ async def test_chart_marks_the_events_of_a_run() -> None:
         y = chart.series.lines[0][1]
         after = y[int(np.searchsorted(chart.series.x, src.iteration)):]
         assert np.nanmax(after) > y[int(np.searchsorted(chart.series.x, src.iteration))]
+
+
+async def test_status_at_the_init_ops_shows_no_loss() -> None:
+    app = make_app(Config(hidden=(3,)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("i", "i", "i")  # history exists for iterations 0..2
+        await pilot.press("g", "-", "1", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = screen_text(app).split("\n")[0]
+        assert app.screen.source.iteration == -1
+        assert " init │" in status and "loss" not in status
+
+
+def test_colourless_filter_keeps_attributes_and_drops_every_colour() -> None:
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.color import Color
+
+    from tui_backprop.widgets.colorless import Colorless
+
+    segs = [Segment("a", Style(color="red", bgcolor="#123456", bold=True)), Segment("b")]
+    out = Colorless().apply(segs, Color(0, 0, 0))
+    assert out[0].style.color is None and out[0].style.bgcolor is None and out[0].style.bold
+    assert out[1].style is None and [s.text for s in out] == ["a", "b"]
