@@ -274,3 +274,28 @@ def test_colourless_filter_keeps_attributes_and_drops_every_colour() -> None:
     out = Colorless().apply(segs, Color(0, 0, 0))
     assert out[0].style.color is None and out[0].style.bgcolor is None and out[0].style.bold
     assert out[1].style is None and [s.text for s in out] == ["a", "b"]
+
+
+async def test_nan_and_inf_render_as_glyphs_in_overview_and_sample_view() -> None:
+    from tui_support import NAN_CONFIG
+
+    app = make_app(NAN_CONFIG)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g", "2", "1", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.press("n", "n", "n")  # past z2, whose entries overflow
+        src = app.screen.source
+        z2 = src.frame.value("z2")
+        assert not np.isfinite(z2).all()
+        lines = screen_text(app).split("\n")
+        row = next(ln for ln in lines if ln[4:11].strip() == "z2")
+        bad = int(np.count_nonzero(~np.isfinite(z2)))
+        nan = int(np.count_nonzero(np.isnan(z2)))
+        glyphs = (f"✗{nan}" if nan else "") + (f"▲{bad - nan}" if bad - nan else "")
+        assert glyphs[:2] in row and len(row.rstrip()) <= 80
+        n = int(np.flatnonzero(~np.isfinite(z2).all(axis=1))[0])  # a row with a bad value
+        await pilot.press("e", *str(n), "enter")
+        await pilot.pause()
+        text = screen_text(app)
+        assert f"row n = {n} of" in text and ("Inf" in text or "NaN" in text)
+        assert all(len(ln.rstrip()) <= 80 for ln in text.split("\n"))
