@@ -57,6 +57,13 @@ class History:
     def __len__(self) -> int:
         return self.n
 
+    @staticmethod
+    def wrap(block: MetricsBlock) -> History:
+        """A history over a block starting at 0, without copying it (a trace's metrics)."""
+        h = History(block.grad_norm.shape[1], 0)
+        h._data, h.n = block, len(block)
+        return h
+
     def append(self, block: MetricsBlock) -> None:
         """Add a block that starts exactly at the end; earlier rows are immutable."""
         if block.start != self.n:

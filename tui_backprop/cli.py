@@ -150,6 +150,9 @@ def build_parser() -> Parser:
     exp.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
     exp.set_defaults(func=cmd_export)
     _add_trace_commands(sub)
+    from tui_backprop.compare_cli import add_compare_commands  # diff, metrics
+
+    add_compare_commands(sub, add_run_options)
     from tui_backprop.user_cli import add_user_commands  # check / debug FILE.py (issue 9)
 
     add_user_commands(sub)
