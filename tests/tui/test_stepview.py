@@ -299,3 +299,23 @@ async def test_nan_and_inf_render_as_glyphs_in_overview_and_sample_view() -> Non
         text = screen_text(app)
         assert f"row n = {n} of" in text and ("Inf" in text or "NaN" in text)
         assert all(len(ln.rstrip()) <= 80 for ln in text.split("\n"))
+
+
+@pytest.mark.parametrize("keys", [["o"], ["w"], ["e", "3", "enter"], ["x"], ["k"], ["s"],
+                                  ["f"], ["question_mark"], ["enter"]],
+                         ids=["boundary", "diagram", "sample", "breakpoints", "knobs", "save",
+                              "gradcheck", "help", "drill"])
+async def test_no_screen_is_clipped_at_80_columns(keys: list[str]) -> None:
+    from tui_support import explode_config
+
+    app = make_app(explode_config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press(*keys)
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        for line in screen_text(app).split("\n"):
+            edge = line.rstrip().rstrip("│╮╯").rstrip()
+            assert not edge.endswith("…"), line
