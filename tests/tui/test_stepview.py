@@ -319,3 +319,17 @@ async def test_no_screen_is_clipped_at_80_columns(keys: list[str]) -> None:
         for line in screen_text(app).split("\n"):
             edge = line.rstrip().rstrip("│╮╯").rstrip()
             assert not edge.endswith("…"), line
+
+
+async def test_narrow_footer_keeps_help_and_quit_in_sight() -> None:
+    app = make_app()
+    async with app.run_test(size=(60, 16)) as pilot:
+        await pilot.pause()
+        footer = screen_text(app).split("\n")[-1]
+        assert "? help" in footer and "q quit" in footer and "n step" in footer
+        await pilot.press("b")  # still bound, just not in the footer
+        assert "at the first op" in screen_text(app)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        footer = screen_text(app).split("\n")[-1]
+        assert "b back" in footer and "q quit" in footer

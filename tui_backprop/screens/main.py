@@ -43,6 +43,8 @@ from tui_backprop.widgets import (
 
 MOVES = {"step", "back", "phase", "iteration", "continue", "run", "goto"}
 MAX_SLOTS = 8
+NARROW_FOOTER = 76
+NARROW_HIDDEN = ("back", "goto", "series")
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,18 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
     def on_mount(self) -> None:
         self.refresh_view()
 
+    @property
+    def active_bindings(self) -> dict:
+        """Below 76 columns the footer leaves out b, g and t (help and ctrl+p list them), so
+        that `? help` and `q quit` stay in sight; the keys themselves still work."""
+        bindings = super().active_bindings
+        if self.size.width >= NARROW_FOOTER or not self.size.width:
+            return bindings
+        return {k: b for k, b in bindings.items() if b.binding.action not in NARROW_HIDDEN}
+
     def on_resize(self, event: Resize) -> None:
         self.apply_plan(event.size.width, event.size.height)
+        self.refresh_bindings()
 
     def apply_plan(self, width: int, height: int) -> None:
         self._planned_ready = self._chart_ready()
