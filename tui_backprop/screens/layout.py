@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
+MAX_SLOTS = 8  # factor panels at most (the widest op, a fused loss with penalty, has 7)
 PANEL_WIDTH = 16  # narrowest factor panel: border, row labels, one value column
 MIN_PANEL = 5  # a factor panel: border, column header, two rows
 CHART = 8
