@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike
 
+from core.dataset_names import BUILTIN  # re-exported; kept apart so the CLI skips NumPy
+
 MAX_CLASSES = 1024  # guards onehot() against a stray huge label allocating N x 10**9 floats
 _SEED_SALT = 0xDA7A  # keeps the data stream independent of other uses of the same seed
 _XY = tuple[np.ndarray, np.ndarray]  # X, labels
@@ -99,16 +101,6 @@ _GENERATORS: dict[str, Callable[[np.random.Generator], _XY]] = {
     "xor": _xor, "xor4": _xor4, "moons": _moons,
     "circles": _circles, "spiral": _spiral, "blobs": _blobs,
 }
-
-BUILTIN: dict[str, str] = {
-    "xor": "300 gaussian points, class = XOR of the coordinate signs (2 classes)",
-    "xor4": "the 4-row XOR truth table (2 classes, no randomness)",
-    "moons": "300 points on two interleaving half circles, noise 0.1 (2 classes)",
-    "circles": "300 points on concentric circles r=1 and r=0.5, noise 0.05 (2 classes)",
-    "spiral": "300 points on the CS231n three-arm spiral (3 classes)",
-    "blobs": "300 points in three gaussian blobs, std 0.8 (3 classes)",
-}
-
 
 def _is_number(cell: str) -> bool:
     try:

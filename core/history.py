@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 COLUMNS = ("loss", "acc", "lr")  # scalar columns; grad_norm/weight_norm/saturation are per layer
+FIELDS = ("loss", "acc", "lr", "grad_norm", "weight_norm", "saturation")
 
 
 @dataclass
@@ -33,6 +34,14 @@ class MetricsBlock:
         return MetricsBlock(start, np.empty(n), np.empty(n), np.empty(n),
                             np.empty((n, depth)), np.empty((n, depth)),
                             np.full((n, depth - 1), np.nan))
+
+    @staticmethod
+    def concat(blocks: list[MetricsBlock]) -> MetricsBlock:
+        """Consecutive blocks as one (the first itself when alone)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        return MetricsBlock(blocks[0].start, *(np.concatenate([getattr(b, c) for b in blocks])
+                                               for c in FIELDS))
 
     def head(self, n: int) -> MetricsBlock:
         """The first n rows (a block cut short by a stop)."""

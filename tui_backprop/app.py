@@ -8,18 +8,32 @@ so that it works over SSH and lets the terminal select and copy text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Static
 
 from core.config import Config
-from tui_backprop.screens import HelpScreen, MainScreen
-from tui_backprop.widgets import colorless
+from tui_backprop import colorless
+
+# NumPy, the engine and the screens load after the first frame of a command-line launch
+# (StartScreen): the first paint costs about what a bare Textual app's does.
+
+
+class StartScreen(Screen):
+    """The first frame of a launch: what is being built, while NumPy and the engine load."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.text)
 
 
 class BackpropApp(App[int]):
@@ -29,28 +43,61 @@ class BackpropApp(App[int]):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, source: Any, *, label: str, title: str | None = None) -> None:
+    def __init__(self, source: Any, *, label: str, title: str | None = None,
+                 build: Callable[[], tuple[Any, str]] | None = None) -> None:
+        """`build` (instead of a source) returns (source, label) after the first frame."""
         super().__init__()
         if colorless.wanted():  # NO_COLOR / TERM=dumb: no colour escapes at all
             colorless.install(self)
         self.source = source
         self.label = label
         self.title = title or f"tui-backprop: {label}"
+        self._build = build
+        self.error: Exception | None = None  # what `build` raised, if it failed
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.source, self.label))
+        if self._build is None:
+            self._show_main()
+        else:
+            self.push_screen(StartScreen(f"tui-backprop: building {self.label} …"))
+            self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
+        assert self._build is not None
+        try:
+            self.source, self.label = self._build()
+        except Exception as exc:  # bad input (a dataset file...): run_app re-raises it
+            self.error = exc
+            self.exit(2)
+            return
+        self.title = f"tui-backprop: {self.label}"
+        self._show_main()
+
+    def _show_main(self) -> None:
+        from tui_backprop.screens import MainScreen
+
+        if isinstance(self.screen, StartScreen):
+            self.switch_screen(MainScreen(self.source, self.label))
+        else:
+            self.push_screen(MainScreen(self.source, self.label))
 
     def action_help(self) -> None:
+        from tui_backprop.screens import HelpScreen, MainScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(MainScreen.BINDINGS + self.BINDINGS, MainScreen.PALETTE))
 
     async def action_quit(self) -> None:
+        from tui_backprop.screens import MainScreen
+
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.action_pause()  # a running worker stops at its next block
         self.exit(0)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        from tui_backprop.screens import MainScreen
+
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
             for title, help_text, action in MainScreen.PALETTE:
@@ -79,9 +126,20 @@ def replay_app(source: Any, name: str | None = None) -> BackpropApp:
 
 
 def run_app(cfg: Config, mouse: bool = False) -> int:
-    """Open the app on a live run of `cfg`; returns the exit status."""
-    app = live_app(cfg)
+    """Open the app on a live run of `cfg`; returns the exit status.
+
+    The Stepper (and NumPy with it) is built after the first frame is painted.
+    """
+    def build() -> tuple[Any, str]:
+        from core.stepper import Stepper
+
+        stepper = Stepper(cfg)
+        return stepper, live_label(cfg, stepper.program)
+
+    app = BackpropApp(None, label=f"live {cfg.dataset}", build=build)
     app.run(mouse=mouse)
+    if app.error is not None:
+        raise app.error
     return app.return_code or 0
 
 

@@ -19,7 +19,7 @@ from core.config import (
     ConfigError,
     load_toml,
 )
-from core.datasets import BUILTIN
+from core.dataset_names import BUILTIN
 from core.presets import DEFAULT_PRESET, PRESETS, fitted_changes, preset_config
 
 # flag dest -> Config field

@@ -20,15 +20,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from core.recorder import Recorder
-from core.replay import Replay
-from core.trace import TraceError, TraceReader
 from tui_backprop.cli import export_names, non_negative
 from tui_backprop.options import config_from_args
+
+if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
+    import numpy as np
+
+    from core.recorder import Recorder
+    from core.replay import Replay
+    from core.trace import TraceReader
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -73,6 +75,8 @@ def add_trace_commands(sub: argparse._SubParsersAction,
 
 # ---------------------------------------------------------------------- record
 def cmd_record(args: argparse.Namespace) -> int:
+    from core.recorder import Recorder
+
     cfg = config_from_args(args)
     stopped: list[int] = []  # Ctrl-C (or SIGTERM) only sets a flag: the loop stops cleanly
     old = {s: signal.signal(s, lambda signum, frame: stopped.append(signum))
@@ -162,6 +166,8 @@ def _num(v: float) -> float | None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from core.trace import TraceReader
+
     with TraceReader(args.run) as tr:
         info = summary(tr)
     if args.json:
@@ -207,6 +213,9 @@ def _fmts(vs: list[float | None]) -> str:
 # ---------------------------------------------------------------------- replay / export
 def _open_at(path: str, iteration: int | None, op: str | int = 0) -> Replay:
     """A replay with its cursor at (iteration, op), range and op name checked first."""
+    from core.replay import Replay
+    from core.trace import TraceError
+
     rp = Replay(path)
     if iteration is not None:
         if iteration >= rp.n:
@@ -227,6 +236,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         from tui_backprop.app import run_replay
     except ImportError:
+        from core.trace import TraceError
+
         rp.close()
         raise TraceError("replay needs the app (tui_backprop.app), which is not installed"
                          ) from None
@@ -236,6 +247,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def trace_export(path: str, iteration: int | None) -> dict[str, np.ndarray]:
     """The arrays `export` writes for one recorded iteration: bit-identical to a live run."""
     if iteration is None:
+        from core.trace import TraceError
+
         raise TraceError("export needs --iteration I")
     rp = _open_at(path, iteration)
     try:

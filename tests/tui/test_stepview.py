@@ -268,7 +268,7 @@ def test_colourless_filter_keeps_attributes_and_drops_every_colour() -> None:
     from rich.style import Style
     from textual.color import Color
 
-    from tui_backprop.widgets.colorless import Colorless
+    from tui_backprop.colorless import Colorless
 
     segs = [Segment("a", Style(color="red", bgcolor="#123456", bold=True)), Segment("b")]
     out = Colorless().apply(segs, Color(0, 0, 0))
