@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from core.config import Config
+from core.datasets import Dataset
 from tui_backprop.screens import HelpScreen, MainScreen
 
 
@@ -60,11 +61,11 @@ def live_label(cfg: Config, program: Any) -> str:
     return f"live {cfg.dataset} {net}"
 
 
-def live_app(cfg: Config) -> BackpropApp:
-    """The app over a fresh live Stepper of `cfg`."""
+def live_app(cfg: Config, data: Dataset | None = None) -> BackpropApp:
+    """The app over a fresh live Stepper of `cfg` (on `data` when already loaded)."""
     from core.stepper import Stepper
 
-    stepper = Stepper(cfg)
+    stepper = Stepper(cfg, data)
     return BackpropApp(stepper, label=live_label(cfg, stepper.program))
 
 
@@ -75,9 +76,9 @@ def replay_app(source: Any, name: str | None = None) -> BackpropApp:
     return BackpropApp(source, label=f"replay: {name}", title=f"replay: {name}")
 
 
-def run_app(cfg: Config, mouse: bool = False) -> int:
+def run_app(cfg: Config, mouse: bool = False, data: Dataset | None = None) -> int:
     """Open the app on a live run of `cfg`; returns the exit status."""
-    app = live_app(cfg)
+    app = live_app(cfg, data)
     app.run(mouse=mouse)
     return app.return_code or 0
 
