@@ -55,6 +55,7 @@ from core.detectors import KINDS, Event
 from core.history import History, MetricsBlock
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
+from core.trace_check import MetaError, check_meta
 
 FORMAT_VERSION = 2  # what this version reads; files without knobs are still written as 1
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
@@ -216,7 +217,12 @@ class TraceReader:
                 kind = "cannot open read-only; a recording that was not closed needs its " \
                        "-wal file and a writable folder"
             raise TraceError(_line(f"{self.path}: {kind} ({msg})")) from None
-        except (ValueError, TypeError, KeyError, OverflowError, MemoryError) as exc:
+        except MetaError as exc:
+            raise TraceError(_line(f"{self.path}: damaged trace: {exc}")) from None
+        except OSError as exc:  # permission denied, a folder gone, an I/O error
+            raise TraceError(_line(f"{self.path}: cannot read ({_reason(exc)})")) from None
+        except (ValueError, TypeError, KeyError, OverflowError, MemoryError,
+                RecursionError) as exc:
             raise TraceError(_line(f"{self.path}: damaged trace ({exc!s:.200})")) from None
 
     def _check_file(self) -> None:
@@ -243,6 +249,7 @@ class TraceReader:
         if missing:
             raise TraceError(f"not a complete trace: missing table {missing[0]!r}")
         meta = dict(q("SELECT key, value FROM meta").fetchall())
+        check_meta(meta)  # every entry by type and range (core/trace_check.py)
         self.meta = meta
         version = self._int("format_version", 1)
         if version > FORMAT_VERSION:

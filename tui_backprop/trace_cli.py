@@ -66,6 +66,9 @@ def add_trace_commands(sub: argparse._SubParsersAction,
     rep.add_argument("--mouse", action="store_true",
                      help="enable mouse support (off by default: keyboard-first, SSH-safe)")
     rep.set_defaults(func=cmd_replay)
+    ver = sub.add_parser("verify", help="check every block and checkpoint checksum of a trace")
+    ver.add_argument("run", metavar="RUN")
+    ver.set_defaults(func=cmd_verify)
 
 
 # ---------------------------------------------------------------------- record
@@ -201,10 +204,25 @@ def _fmts(vs: list[float | None]) -> str:
     return "[" + ", ".join(_fmt(v) for v in vs) + "]"
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Every checksum of a trace; the first damaged part is the one `error:` line."""
+    from core.trace_check import verify
+
+    with TraceReader(args.run) as tr:
+        print(verify(tr))
+    return 0
+
+
 # ---------------------------------------------------------------------- replay / export
-def _open_at(path: str, iteration: int | None, op: str | int = 0) -> Replay:
-    """A replay with its cursor at (iteration, op), range and op name checked first."""
+def _open_at(path: str, iteration: int | None, op: str | int | None = None) -> Replay:
+    """A replay with its cursor at (iteration, op), range and op name checked first.
+
+    An op without an iteration means that op of iteration 0.
+    """
     rp = Replay(path)
+    if op is not None and iteration is None:
+        iteration = 0
+    op = 0 if op is None else op
     if iteration is not None:
         if iteration >= rp.n:
             rp.close()
@@ -220,7 +238,7 @@ def _open_at(path: str, iteration: int | None, op: str | int = 0) -> Replay:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    rp = _open_at(args.run, args.iteration, args.op or 0)
+    rp = _open_at(args.run, args.iteration, args.op)
     try:
         from tui_backprop.app import run_replay
     except ImportError:
