@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
         raise ConfigError(f"hidden has {len(items)} layers; at most {MAX_LAYERS} are supported")
     widths = []
     for item in items:
-        if isinstance(item, str) and item.isascii() and item.isdigit() and len(item) < 10:
+        if isinstance(item, str) and re.fullmatch(r"[+-]?[0-9]{1,9}", item):
             width = int(item)
         elif isinstance(item, int) and not isinstance(item, bool):
             width = item

@@ -262,7 +262,7 @@ def make_dataset(name_or_path: str, seed: int, n_classes: int = 0) -> Dataset:
         k = n_classes
     present = np.unique(labels)
     if k < 2 or len(present) < 2:
-        raise DatasetError(f"{name}: every label is class {int(present[0])}; "
-                           "need at least 2 distinct classes")
+        raise DatasetError(f"{name}: labels have only one class (every label is "
+                           f"{int(present[0])}); need at least 2")
     return Dataset(name=name, X=np.ascontiguousarray(X, dtype=np.float64),
                    labels=np.ascontiguousarray(labels, dtype=np.int64), n_classes=k)

@@ -46,8 +46,8 @@ def open_regular(path: str, max_bytes: int, what: str = "file") -> IO[bytes]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise LimitError(f"{path} is not a regular file (a {kind_of(st.st_mode)}); "
-                             f"give a {what} on disk")
+            raise LimitError(f"cannot read {path}: a {kind_of(st.st_mode)}, not a regular "
+                             f"file (give a {what} on disk)")
         if st.st_size > max_bytes:
             raise LimitError(f"{path} is {st.st_size / 2**20:.1f} MiB; a {what} may be at "
                              f"most {max_bytes / 2**20:.0f} MiB")

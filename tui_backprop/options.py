@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.presets import DEFAULT_PRESET, PRESETS, preset_config
-
 from core.config import (
     ACTIVATIONS,
     CLIP_KINDS,
@@ -23,6 +21,7 @@ from core.config import (
 )
 from core.datasets import BUILTIN, Dataset, make_dataset
 from core.limits import check_memory, footprint
+from core.presets import DEFAULT_PRESET, PRESETS, preset_config
 
 # flag dest -> Config field
 FLAGS: dict[str, str] = {

@@ -28,7 +28,7 @@ from core.recorder import Recorder
 from core.replay import Replay
 from core.trace import TraceError, TraceReader
 from tui_backprop.cli import export_names, non_negative
-from tui_backprop.options import config_from_args
+from tui_backprop.options import run_from_args
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -73,18 +73,22 @@ def add_trace_commands(sub: argparse._SubParsersAction,
 
 # ---------------------------------------------------------------------- record
 def cmd_record(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg, data = run_from_args(args, frames=1)
     stopped: list[int] = []  # Ctrl-C (or SIGTERM) only sets a flag: the loop stops cleanly
     old = {s: signal.signal(s, lambda signum, frame: stopped.append(signum))
            for s in STOP_SIGNALS}
     try:
-        rec = Recorder(args.out, cfg, force=args.force, every=args.checkpoint_every,
+        rec = Recorder(args.out, cfg, data, force=args.force, every=args.checkpoint_every,
                        target=args.iterations)
         _record_with_progress(rec, args.iterations, lambda: bool(stopped))
         rec.close("interrupted" if stopped else "complete")
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if rec.discarded:
+        print(f"interrupted before the first iteration: {args.out} is unchanged",
+              file=sys.stderr)
+        return 128 + stopped[0] if stopped else 0
     n, size = rec.pos, Path(args.out).stat().st_size
     print(f"recorded {n:,} iterations to {args.out}: {size / 1e6:.2f} MB "
           f"({size / max(n, 1):.1f} bytes/iteration), {sum(rec.flags.values())} events")
