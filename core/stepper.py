@@ -37,6 +37,10 @@ BlockRule = Callable[[list[Event], int, int], Event | None]
 QUIET = frozenset({kn.KIND})  # events that inform, never stop a plain continue
 
 
+class Interrupted(RuntimeError):
+    """A move stopped by `Stepper.interrupt()` (the app quitting); the cursor did not move."""
+
+
 def _first(events: list[Event]) -> Event | None:
     return next((e for e in events if e.kind not in QUIET), None)
 
@@ -45,6 +49,7 @@ class Stepper:
     """Cursor, checkpoints, metrics history and events of one live run."""
 
     end: int | None = None  # iterations >= end do not exist (a replay's recorded range)
+    interrupted = False  # set from another thread by interrupt(): every long loop stops
 
     def __init__(self, cfg: Config, data: Dataset | None = None, *,
                  checkpoint_every: int | None = None, memory_mb: float = 128,
@@ -63,6 +68,7 @@ class Stepper:
         flops = 6 * self.program.n * sum(sizes[i] * sizes[i + 1] for i in range(len(sizes) - 1))
         # re-executing K iterations should cost ~20 ms at ~1.5 GFLOP/s
         self.every = checkpoint_every or max(1, min(1000, int(3e7 / max(flops, 1))))
+        self._chunk = self.every  # fast-path iterations between interrupt checks (~20 ms)
         self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
         self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
         # dense parameter snapshots of the last re-executed stretch, so that stepping
@@ -187,7 +193,7 @@ class Stepper:
                 return self._land(hit)
         pos = start
         while pos < end:
-            if should_stop is not None and should_stop():
+            if self.interrupted or (should_stop is not None and should_stop()):
                 break
             stop_at = min(end, (pos // block + 1) * block)
             self._advance_history(stop_at)
@@ -199,6 +205,13 @@ class Stepper:
         if pos > start:
             self._enter(pos - 1, -1)
         return None
+
+    def interrupt(self) -> None:
+        """Stop whatever move runs in another thread within one chunk (~20 ms of work).
+
+        For quitting: the move raises Interrupted and every later move does too.
+        """
+        self.interrupted = True
 
     # ------------------------------------------------------------------ knobs
     def set_knobs(self, **changes: object) -> Event | None:
@@ -306,7 +319,10 @@ class Stepper:
             self._switch(base).restore(self._state(base), base)
         dense = backwards and i - base <= self.max_recent
         while (pos := self._active.pos) < i:
-            nxt = pos + 1 if dense else min(i, (pos // self.every + 1) * self.every)
+            if self.interrupted:
+                raise Interrupted(f"stopped at iteration {pos}")
+            nxt = pos + 1 if dense else min(i, (pos // self.every + 1) * self.every,
+                                            pos + self._chunk)
             m = self._switch(pos)
             self._observe(m.run_fast(min(nxt, self._next_start(pos)) - pos))
             self._checkpoint()

@@ -15,11 +15,23 @@ from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.screen import Screen
 
 from core.config import Config
 from core.datasets import Dataset
 from tui_backprop.screens import HelpScreen, MainScreen
+
+
+class SafeCommandPalette(CommandPalette):
+    """Textual's palette, minus one crash: pgup/pgdn in the same burst as ctrl+p reach
+    OptionList._move_page before the list has lines, which raises KeyError (Textual 8.2.8)."""
+
+    def _action_command_list(self, action: str) -> None:
+        try:
+            super()._action_command_list(action)
+        except KeyError:  # nothing laid out yet: there is no page to move by
+            pass
 
 
 class BackpropApp(App[int]):
@@ -42,10 +54,20 @@ class BackpropApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(MainScreen.BINDINGS + self.BINDINGS, MainScreen.PALETTE))
 
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(SafeCommandPalette(id="--command-palette"))
+
     async def action_quit(self) -> None:
+        """Quit now, whatever runs: the engine stops at its next chunk (~20-50 ms), so the
+        worker thread the process waits for at exit ends at once (see Stepper.interrupt)."""
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.action_pause()  # a running worker stops at its next block
+                interrupt = getattr(screen.source, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
+        self.workers.cancel_all()  # the save worker polls is_cancelled
         self.exit(0)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

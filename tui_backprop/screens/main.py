@@ -290,8 +290,15 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                     self._typeahead.append((event.key, event.character))
                 event.stop()
                 event.prevent_default()
-        elif event.key in ("g", "r") and not self.running:
+        elif event.key in ("g", "r") and not self.running and self.app.screen is self:
             self._awaiting_prompt = True
+
+    def on_screen_suspend(self) -> None:
+        """A dialog came on top before g/r's prompt opened (`r k` in one burst): g/r's
+        binding now meets the dialog and never runs, so stop holding keys for a prompt."""
+        if self._prompt is None:
+            self._awaiting_prompt = False
+            self._typeahead.clear()
 
     # ------------------------------------------------------------------ long work
     def _start(self, kind: str, arg: int) -> None:
@@ -316,6 +323,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         last = [0.0]
 
         def should_stop() -> bool:  # polled by the engine between blocks of iterations
+            if getattr(src, "interrupted", False):  # quitting: never wait on the UI thread
+                return True
             now = time.perf_counter()
             if now - last[0] >= 0.1:
                 last[0] = now
