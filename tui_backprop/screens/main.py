@@ -290,6 +290,9 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                     self._typeahead.append((event.key, event.character))
                 event.stop()
                 event.prevent_default()
+                if event.key == "enter":  # the answer is complete: later keys (q!) are keys
+                    self._awaiting_prompt = False
+                    self._prompt = None
         elif event.key in ("g", "r") and not self.running and self.app.screen is self:
             self._awaiting_prompt = True
 
