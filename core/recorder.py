@@ -164,7 +164,8 @@ class Recorder:
             if tmp is not None:
                 for suffix in ("", "-journal"):
                     Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-            raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+            kept = "; the existing file is unchanged" if exists else ""
+            raise TraceError(f"cannot write {target}: {_reason(exc)}{kept}") from None
 
     def _open_published(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path)
