@@ -176,10 +176,10 @@ class Recorder:
 
     def _publish(self) -> None:
         """--force: the private file now holds iterations; move it over the old trace."""
-        tmp, self._pending = self._pending, None
         self.db.close()
         _clear_logs(self.path)
-        os.replace(tmp, self.path)
+        os.replace(self._pending, self.path)  # fails: _writing removes it, the old file stays
+        self._pending = None
         self.db = self._open_published()
 
     def _check_ours(self) -> None:
