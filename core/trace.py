@@ -53,6 +53,7 @@ from core.config import Config, ConfigError
 from core.datasets import BUILTIN, MAX_CLASSES, Dataset
 from core.detectors import KINDS, Event
 from core.history import History, MetricsBlock
+from core.limits import LimitError, check_memory, footprint
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
 from core.trace_check import MetaError, check_meta
@@ -217,6 +218,8 @@ class TraceReader:
                 kind = "cannot open read-only; a recording that was not closed needs its " \
                        "-wal file and a writable folder"
             raise TraceError(_line(f"{self.path}: {kind} ({msg})")) from None
+        except LimitError as exc:
+            raise TraceError(_line(f"{self.path}: {exc}")) from None
         except MetaError as exc:
             raise TraceError(_line(f"{self.path}: damaged trace: {exc}")) from None
         except OSError as exc:  # permission denied, a folder gone, an I/O error
@@ -272,6 +275,7 @@ class TraceReader:
         self.program = build_program(self.cfg, inputs, self.n_classes,
                                      rows if full else self.cfg.batch_size)
         self.rows = rows
+        check_memory(footprint(self.program, rows))  # a huge stored net: refused, named
         self._shapes = {p: self.program.param_shape(p) for p in self.program.params}
         self._dtype = np.dtype(self.cfg.dtype).newbyteorder("<").str
         self._read_blocks()

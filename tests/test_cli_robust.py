@@ -223,6 +223,8 @@ def test_verify_reports_the_first_damaged_checkpoint(trace: Path, tmp_path: Path
     ("UPDATE meta SET value = replace(value, '\"outputs\": 0', '\"outputs\": 2.0') "
      "WHERE key = 'config'", ["outputs must be an integer"]),
     ("UPDATE meta SET value = 'done' WHERE key = 'status'", ["meta status"]),
+    ("UPDATE meta SET value = replace(value, '\"hidden\": [3]', '\"hidden\": [100000, 100000]')"
+     " WHERE key = 'config'", ["needs about", "GiB", "available"]),
     ("UPDATE meta SET value = 'xyz' WHERE key = 'dataset_sha256'", ["dataset_sha256"]),
     ("UPDATE meta SET value = x'05' WHERE key = 'created'", ["meta entry"]),
 ])
