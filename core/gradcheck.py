@@ -4,7 +4,8 @@ The check re-runs the program's own forward and loss kernels with one entry
 nudged by ±ε, in float64 whatever the run's dtype, from the parameters and
 batch of a materialized frame.  Big matrices are sampled so a check stays well
 under a second.  ReLU kinks crossed by the nudge are reported and skipped, as
-a one-sided kink makes any finite difference meaningless there.  Errors are
+a one-sided kink makes any finite difference meaningless there; so are
+weights within ε of 0 under an l1 penalty (the kink of |W|).  Errors are
 relative to each entry but floored at 0.1% of the matrix's largest entry and
 so that the finite-difference roundoff (~10·ε_mach·|L|/ε) maps to the
 threshold: near-zero entries (deep sigmoid nets have dL/dz1 ~ 1e-8) otherwise
@@ -95,11 +96,15 @@ def gradcheck(machine: Machine, frame: Frame, key: str, *, eps: float = 1e-5,
         kinks = [m.buf[f"z{l}"] for l in range(1, m.program.depth)
                  if cfg64.activation == "relu"]
         base_mask = [z > 0 for z in kinks]
+        # |W| of an l1 penalty has its kink at 0: a nudge across it is no derivative either
+        l1_kink = cfg64.reg > 0 and cfg64.reg_kind == "l1" and wrt[0] == "W"
         forward = m.kernels[first:loss_at + 1]
         loss = m.buf["loss"]
 
         def loss_with(flat_index: int, delta: float) -> tuple[float, bool]:
             old = target.flat[flat_index]
+            if l1_kink and abs(old) < abs(delta):
+                return float("nan"), True
             target.flat[flat_index] = old + delta
             for k in forward:
                 k()

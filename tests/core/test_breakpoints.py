@@ -80,13 +80,24 @@ def test_the_list_refuses_duplicates_and_toggles() -> None:
 
 
 # ---------------------------------------------------------------------------- stopping
+def _above_median(s: Stepper, cfg: Config, layer: int, factor: float) -> np.ndarray:
+    """The oracle of `gradL > k x median`: the detector's running median, on the history."""
+    from core.detectors import _reference
+    g = s.history.view(0, len(s.history)).grad_norm[:, layer - 1]
+    with np.errstate(invalid="ignore"):
+        return g > factor * _reference(g, 0, len(g), cfg.detect.window)
+
+
 def test_grad_above_k_times_median_stops_where_the_explode_detector_flags(explode) -> None:
     hit, s = run(explode, "grad2 > 10x median")
-    assert (hit.iteration, hit.op) == (127, "dL/dW2") and s.op.name == "dL/dW2"
-    assert s.position == (127, s.program.index("dL/dW2"))
-    assert "‖dL/dW2‖ = 0.05938 > 10× median 0.0059" in hit.detail
-    first = next(e for e in s.events if e.kind == "explode")  # same reference, same place
-    assert (first.iteration, first.op) == (127, "dL/dW2")
+    first = _turns_on(_above_median(s, explode, 2, 10.0), -1)  # where the oracle says
+    assert first < len(s.history), "the explode preset must explode within 3000 iterations"
+    assert (hit.iteration, hit.op) == (first, "dL/dW2") and s.op.name == "dL/dW2"
+    assert s.position == (first, s.program.index("dL/dW2"))
+    g = s.history.view(0, len(s.history)).grad_norm[first, 1]
+    assert f"‖dL/dW2‖ = {g:.4g} > 10× median" in hit.detail
+    explode_ev = next(e for e in s.events if e.kind == "explode")  # same reference, same place
+    assert (explode_ev.iteration, explode_ev.op) == (first, "dL/dW2")
 
 
 def test_continuing_again_goes_to_the_next_episode(explode) -> None:
@@ -108,18 +119,28 @@ def _rule(s: Stepper, *texts: str):
 
 
 def _turns_on(values: np.ndarray, after: int) -> int:
-    """The first i > after where values[i] holds and values[i-1] does not (the oracle)."""
-    on = np.flatnonzero(values[after + 1:] & ~values[after:-1]) + after + 1
+    """The first i > after where values[i] holds and values[i-1] does not (the oracle);
+    after = -1 counts values[0] as turning on."""
+    prev = np.concatenate(([False], values[:-1]))
+    on = np.flatnonzero(values & ~prev)
+    on = on[on > after]
     return int(on[0]) if len(on) else len(values)
 
 
 def test_absolute_gradient_threshold_matches_the_history(explode) -> None:
-    hit, s = run(explode, "grad > 0.05", at=(10, 0))
+    early = Stepper(explode)
+    early.run_until(lambda ev: None, max_iters=11)
+    # twice the largest norm of iterations 5..10: crossed later, when the gradients grow
+    thr = 2 * float(early.history.view(5, 11).grad_norm.max())
+    hit, s = run(explode, f"grad > {thr}", at=(10, 0))
     g = s.history.view(0, len(s.history)).grad_norm
-    first = min(_turns_on(g[:, 0] > 0.05, 10), _turns_on(g[:, 1] > 0.05, 10))
-    assert (hit.iteration, hit.op) == (first, "dL/dW2") == (126, "dL/dW2")
-    hit, s = run(explode, "grad1 > 0.02", s=s)
-    assert (hit.iteration, hit.op) == (_turns_on(g[:, 0] > 0.02, 126), "dL/dW1")
+    firsts = [_turns_on(g[:, layer] > thr, 10) for layer in (0, 1)]
+    layer = int(np.argmin(firsts))
+    assert (hit.iteration, hit.op) == (firsts[layer], f"dL/dW{layer + 1}")
+    thr1 = float(g[hit.iteration, 0]) * 1.5
+    again, s = run(explode, f"grad1 > {thr1}", s=s)
+    g = s.history.view(0, len(s.history)).grad_norm
+    assert (again.iteration, again.op) == (_turns_on(g[:, 0] > thr1, hit.iteration), "dL/dW1")
 
 
 def test_iteration_breakpoint(explode) -> None:
@@ -140,16 +161,24 @@ def test_op_breakpoint_from_mid_iteration_goes_to_the_next_occurrence(explode) -
 
 def test_loss_rising_matches_the_rising_detector(explode) -> None:
     hit, s = run(explode, "loss rising 10")
-    assert (hit.iteration, hit.op) == (139, "L")
-    loss = s.history.view(0, 140).loss
-    assert (np.diff(loss[129:140]) > 0).all() and not loss[129] > loss[128]
-    assert any(e.kind == "rising" and e.iteration == 139 for e in s.events)
+    loss = s.history.view(0, len(s.history)).loss
+    rising = np.array([i >= 10 and bool((np.diff(loss[i - 10:i + 1]) > 0).all())
+                       for i in range(len(loss))])
+    first = _turns_on(rising, -1)  # the oracle: 10 rises in a row, first time
+    assert first < len(loss), "the explode preset's loss must rise for 10 iterations"
+    assert (hit.iteration, hit.op) == (first, "L")
+    assert any(e.kind == "rising" and e.iteration == first for e in s.events)
 
 
 def test_loss_threshold(explode) -> None:
-    hit, s = run(explode, "loss > 0.213", at=(130, 0))  # the loss climbs back after 130
+    ref = Stepper(explode)
+    ref.run_until(lambda ev: None, max_iters=1000)
+    loss = ref.history.view(0, 1000).loss
+    rise = int(np.flatnonzero(np.diff(loss) > 0)[0]) + 1  # the loss first climbs back here
+    thr = float(loss[rise - 1] + loss[rise]) / 2
+    hit, s = run(explode, f"loss > {thr!r}", at=(rise - 1, 0))
     loss = s.history.view(0, len(s.history)).loss
-    assert (hit.iteration, hit.op) == (_turns_on(loss > 0.213, 130), "L")
+    assert (hit.iteration, hit.op) == (_turns_on(loss > thr, rise - 1), "L") == (rise, "L")
 
 
 def test_nan_stops_on_the_op_that_produced_it() -> None:
@@ -159,10 +188,18 @@ def test_nan_stops_on_the_op_that_produced_it() -> None:
 
 
 def test_event_breakpoints_and_the_earliest_of_several(explode) -> None:
+    ref = Stepper(explode)
+    ref.run_until(lambda ev: None, max_iters=3000)
+    first = {k: next((e for e in ref.events if e.kind == k), None) for k in ("explode", "rising")}
+    assert first["explode"] is not None
     hit, _ = run(explode, "event explode")
-    assert (hit.iteration, hit.op) == (127, "dL/dW2")
-    hit, _ = run(explode, "event rising", "it 300", "grad2 > 10x median")
-    assert (hit.iteration, hit.op) == (127, "dL/dW2") and hit.detail.startswith("grad2")
+    assert (hit.iteration, hit.op) == (first["explode"].iteration, first["explode"].op)
+    hit, s = run(explode, "event rising", "it 300", "grad2 > 10x median")
+    grad2 = _turns_on(_above_median(ref, explode, 2, 10.0), -1)
+    rising = first["rising"].iteration if first["rising"] else 1 << 30
+    assert hit.iteration == min(grad2, rising, 300)
+    if grad2 < min(rising, 300):
+        assert hit.op == "dL/dW2" and hit.detail.startswith("grad2")
 
 
 def test_disabled_breakpoints_do_not_fire(explode) -> None:
@@ -176,10 +213,12 @@ def test_disabled_breakpoints_do_not_fire(explode) -> None:
 
 
 def test_breakpoints_on_the_cursor_iteration_fire_only_after_the_cursor(explode) -> None:
-    hit, s = run(explode, "grad2 > 10x median", at=(127, "z1"))
-    assert (hit.iteration, hit.op) == (127, "dL/dW2")
-    hit, s = run(explode, "grad2 > 10x median", at=(127, "dL/dW1"))
-    assert hit.iteration > 127
+    first, _ = run(explode, "grad2 > 10x median")
+    at = first.iteration
+    hit, s = run(explode, "grad2 > 10x median", at=(at, "z1"))
+    assert (hit.iteration, hit.op) == (at, "dL/dW2")
+    hit, s = run(explode, "grad2 > 10x median", at=(at, "dL/dW1"))
+    assert hit.iteration > at
 
 
 def test_events_of_one_iteration_are_visited_in_op_order() -> None:

@@ -124,3 +124,17 @@ def test_the_report_shows_no_pass_for_either() -> None:
         gradcheck(s.machine, s.frame, "dL_dW1"), "dL/dW1", 0, "float64")))
     text = console.export_text()
     assert "PASS" not in text and "NO VERDICT" in text
+
+
+def test_an_l1_kink_crossed_by_the_nudge_is_skipped_not_failed() -> None:
+    """|W| has no derivative at 0: a weight within ε of 0 is skipped, like a ReLU kink.
+
+    Found by the property test above: W2[1,3] = 1.3e-6 made an exact gradient "fail"."""
+    cfg = Config(hidden=(3,), reg=0.3, reg_kind="l1", lr=0.2, limit=24, dataset="spiral")
+    s = Stepper(cfg)
+    s.jump(1, 0)
+    w = s.frame.params["W2"]
+    w[0, 1] = 3e-6  # the state checked: one weight right at the kink
+    r = gradcheck(s.machine, s.frame, "dL_dW2")
+    assert r.skipped_kinks == 1 and np.isnan(r.rel_error[0, 1])
+    assert r.passed and r.checked == w.size - 1

@@ -119,7 +119,6 @@ def test_xor50_explode_falls_then_jumps_and_is_detected() -> None:
     ev = s.run_until(max_iters=1000)
     assert ev is not None and ev.kind in ("explode", "spike"), ev
     assert jump - 10 <= ev.iteration <= jump + 30, (ev, jump)  # measured 127
-    assert ev.iteration == EXPLODE_AT
     assert s.iteration == ev.iteration  # the cursor lands on it
 
 

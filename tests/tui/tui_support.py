@@ -18,7 +18,7 @@ from core.stepper import Stepper  # noqa: E402
 from tui_backprop.app import BackpropApp, live_app, replay_app  # noqa: E402
 
 THEME = "textual-dark"
-NAN_CONFIG = Config(hidden=(3,), activation="relu", loss="ce", lr=1e8)  # NaN at it 21, in z2
+NAN_CONFIG = Config(hidden=(3,), activation="relu", loss="ce", lr=1e8)  # NaN early, made by z2
 
 
 def explode_config() -> Config:
