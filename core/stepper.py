@@ -53,9 +53,10 @@ class Stepper:
 
     def __init__(self, cfg: Config, data: Dataset | None = None, *,
                  checkpoint_every: int | None = None, memory_mb: float = 128,
-                 knobs: kn.Schedule | None = None) -> None:
+                 knobs: kn.Schedule | None = None, machine: Machine | None = None) -> None:
         self.cfg = cfg  # the config the run starts with; knobs may change it later
-        self._active = Machine(cfg, data)  # the machine holding the current state
+        # the machine holding the current state; a prebuilt one runs user code (core/user)
+        self._active = machine if machine is not None else Machine(cfg, data)
         self._machines = {cfg: self._active}
         self.knobs: kn.Schedule = list(knobs or [])
         kn.check(cfg, self.knobs)

@@ -22,6 +22,7 @@ from core.config import Config, ConfigError
 from core.datasets import Dataset, DatasetError
 from core.limits import MAX_ITERATION, LimitError, kind_of
 from core.trace import TraceError
+from core.user.loader import UserError
 from tui_backprop.options import add_run_options, run_from_args
 
 
@@ -173,6 +174,9 @@ def build_parser() -> Parser:
     exp.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
     exp.set_defaults(func=cmd_export)
     _add_trace_commands(sub)
+    from tui_backprop.user_cli import add_user_commands  # check / debug FILE.py (issue 9)
+
+    add_user_commands(sub)
     return p
 
 
@@ -196,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["run", *argv])
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
-    except (UsageError, ConfigError, DatasetError, TraceError, LimitError) as exc:
+    except (UsageError, ConfigError, DatasetError, TraceError, LimitError, UserError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -70,6 +70,7 @@ class GradcheckData:
     eps: float = 0.0
     rel_error: np.ndarray | None = None
     rows: tuple[tuple[str, float, float, float], ...] = ()  # worst entries: index, a, n, err
+    diagnosis: str = ""  # what kind of mistake a FAIL looks like (user code, core/user)
     nonfinite: int = 0  # entries whose finite difference was NaN/Inf
 
 
@@ -105,7 +106,7 @@ def gradcheck_data(result: GradcheckResult, name: str, iteration: int, dtype: st
                          result.max_rel_error, result.threshold,
                          f"{result.wrt}{idx_text(result.worst_index)}", result.checked,
                          rel.size, result.skipped_kinks, result.eps, rel, rows,
-                         result.nonfinite)
+                         nonfinite=result.nonfinite)
 
 
 # --------------------------------------------------------------------------- decision boundary

@@ -18,13 +18,14 @@ from core.detectors import Event, frame_events
 INIT = -1
 OUT, IN = "@out", "@in"  # the two panels that follow the cursor
 SERIES = ("loss", "accuracy", "grad norms")
-FLAG_ORDER = ("break", "diverged", "nan", "fp", "explode", "vanish", "spike", "rising",
-              "saturated", "knob")
+FLAG_ORDER = ("break", "diverged", "nan", "gradcheck", "fp", "explode", "vanish", "spike",
+              "rising", "saturated", "knob")
 FLAG_GLYPH = {"break": "●", "diverged": "≠", "nan": "✗", "fp": "!", "explode": "↑",
-              "vanish": "↓", "spike": "^", "rising": "↗", "saturated": "▬", "knob": "◆"}
+              "vanish": "↓", "spike": "^", "rising": "↗", "saturated": "▬", "knob": "◆",
+              "gradcheck": "≉"}
 FLAG_LABEL = {"break": "break", "diverged": "diverged", "nan": "NaN/Inf", "fp": "fp warn",
               "explode": "explode", "vanish": "vanish", "spike": "spike", "rising": "rising",
-              "saturated": "saturated", "knob": "knob"}
+              "saturated": "saturated", "knob": "knob", "gradcheck": "gradient FAIL"}
 
 
 def flag_rank(kind: str) -> int:
@@ -98,6 +99,9 @@ class StatusData:
 
 def panel_specs(program: Any) -> tuple[tuple[str, str], ...]:
     """(key, title) of the fixed panels: z, h per layer, then dL/dW from the top."""
+    custom = getattr(program, "panels", None)  # user code (core/user) names its own
+    if custom is not None:
+        return tuple(custom)
     depth = program.depth
     specs = [(f"{p}{l}", f"{p}{l}") for l in range(1, depth + 1) for p in ("z", "h")]
     specs += [(f"dL_dW{l}", f"dL/dW{l}") for l in range(depth, 0, -1)]

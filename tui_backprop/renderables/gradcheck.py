@@ -52,6 +52,8 @@ class GradcheckReport:
             out.append(Text(f"{d.nonfinite} entr{'ies' if d.nonfinite > 1 else 'y'} gave a NaN/Inf "
                             "difference: the loss overflows at w ± ε, so they confirm nothing",
                             _BOLD))
+        if d.diagnosis:
+            out.append(Text(d.diagnosis, _BOLD))
         sampled = "" if d.checked + d.skipped >= d.total else " (sampled)"
         out.append(Text(f"checked {d.checked} of {d.total} entries{sampled} · {d.skipped} "
                         f"skipped at ReLU kinks · central differences, ε = {d.eps:.0e}, "

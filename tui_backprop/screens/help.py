@@ -32,6 +32,7 @@ FLAGS = {
     "saturated": "most hidden units saturated (σ, tanh) or dead (relu)",
     "break": "the breakpoint (x) continue stopped at, and why",
     "knob": "knobs (k) changed from this iteration on, old → new",
+    "gradcheck": "debug FILE.py: a gradient your backward() returns fails the check",
 }
 KEYS_EXTRA = [
     ("tab / shift+tab", "focus the next / previous matrix panel"),

@@ -1,0 +1,213 @@
+"""`check FILE.py` and `debug FILE.py`: the user's own NumPy backprop, checked and stepped.
+
+Bad input (no such file, a syntax error, a broken contract, an exception in
+the user's code) surfaces as core.user.loader.UserError, which `cli.main`
+prints as one `error: FILE:LINE: ...` line with exit status 2.  Ctrl-C inside
+the user's code ends with exit status 130; each call into it also has a time
+limit (`--time-limit`, default 10 s) so an endless loop ends on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from core.user.check import MAX_ENTRIES, THRESHOLD, CheckReport, ParamResult, run_check
+from core.user.loader import TIME_LIMIT, UserError, load
+from core.user.session import resolve_data
+
+
+def _iterations(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of iterations like 0,100"
+                                         ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give iterations >= 0, like 0,100")
+    return values
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE.py", help="your backprop code, in the contract "
+                                                   "(init, loss, backward; see README)")
+    p.add_argument("--dataset", metavar="NAME|PATH",
+                   help="data when FILE.py has no data(): a built-in name or .csv/.npz "
+                        "(y is passed one-hot; default xor)")
+    p.add_argument("--seed", type=int, help="seed for init(rng) and built-in data "
+                                            "(default: the file's SEED, else 0)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the file's LR)")
+    p.add_argument("--time-limit", type=_positive_float, default=TIME_LIMIT, metavar="S",
+                   help=f"seconds any one call into FILE.py may take (default {TIME_LIMIT:g})")
+
+
+def add_user_commands(sub: argparse._SubParsersAction) -> None:
+    """Register check / debug on the main parser's sub-commands."""
+    chk = sub.add_parser("check", help="finite-difference check of FILE.py's backward()")
+    _common(chk)
+    chk.add_argument("--at", type=_iterations, default=[0, 100], metavar="I,J",
+                     help="iterations to check at, training with your own gradients in "
+                          "between (default 0,100)")
+    chk.add_argument("--samples", type=_positive_int, default=MAX_ENTRIES, metavar="K",
+                     help=f"entries checked per parameter above this size (default "
+                          f"{MAX_ENTRIES}; a fixed stride, stated in the output)")
+    chk.add_argument("--threshold", type=_positive_float, default=THRESHOLD, metavar="T",
+                     help=f"max relative error that passes (default {THRESHOLD:g})")
+    chk.add_argument("--json", action="store_true", help="print one JSON object")
+    chk.set_defaults(func=cmd_check)
+    dbg = sub.add_parser("debug", help="step through FILE.py line by line in the app")
+    _common(dbg)
+    dbg.add_argument("--mouse", action="store_true", help="enable mouse support")
+    dbg.set_defaults(func=cmd_debug)
+    _extend_trace_commands(sub)
+
+
+def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
+    """`record FILE.py` and `replay RUN` of a user-file recording, on the trace commands."""
+    rec, rep = sub.choices.get("record"), sub.choices.get("replay")
+    if rec is not None:
+        rec.add_argument("file", nargs="?", metavar="FILE.py",
+                         help="record your own code (the check/debug contract) instead of "
+                              "the built-in network; --seed, --lr, --dataset apply")
+        rec.add_argument("--time-limit", type=_positive_float, default=TIME_LIMIT,
+                         metavar="S", help="seconds one call into FILE.py may take")
+        builtin = rec.get_default("func")
+        rec.set_defaults(func=lambda a: cmd_record_user(a) if a.file else builtin(a))
+    if rep is not None:
+        builtin_replay = rep.get_default("func")
+
+        def replay(a: argparse.Namespace) -> int:
+            from core.user.recording import is_recording
+
+            return cmd_replay_user(a) if is_recording(a.run) else builtin_replay(a)
+        rep.set_defaults(func=replay)
+
+
+def cmd_record_user(args: argparse.Namespace) -> int:
+    from core.config import Config
+    from core.user.machine import UserMachine
+    from core.user.recording import record, save
+
+    if Path(args.out).exists() and not args.force:
+        raise UserError(f"{args.out} exists; pass --force to overwrite it")
+    prog = load(args.file, time_limit=args.time_limit)
+    seed = prog.seed if args.seed is None else args.seed
+    X, y = resolve_data(prog, args.dataset, seed)
+    m = UserMachine(prog, X, y, Config(lr=args.lr or prog.lr, seed=seed, dataset="user"))
+    every = args.checkpoint_every or 64
+    try:
+        rec = record(prog, m, args.iterations, every)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing written", file=sys.stderr)
+        return 130
+    save(rec, args.out, args.force)
+    print(f"recorded {rec.n:,} iterations of {args.file} (source sha256 "
+          f"{prog.sha256[:12]}…) to {args.out}")
+    return 0
+
+
+def cmd_replay_user(args: argparse.Namespace) -> int:
+    from tui_backprop.user_app import replay_app
+
+    app = replay_app(args.run, iteration=args.iteration)
+    app.run(mouse=args.mouse)
+    return app.return_code or 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    prog = load(args.file, time_limit=args.time_limit)
+    seed = prog.seed if args.seed is None else args.seed
+    X, y = resolve_data(prog, args.dataset, seed)
+    report = run_check(prog, X, y, args.at, seed=seed, lr=args.lr, max_entries=args.samples,
+                       threshold=args.threshold)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print_report(report, f"{args.file} · X {X.shape}, y {y.shape} · seed {seed} · "
+                             f"central differences, ε = 1e-5, float64", print)
+    return 0 if report.passed else 1
+
+
+def _fmt_index(idx: tuple[int, ...] | None) -> str:
+    return "-" if idx is None else "[" + ", ".join(map(str, idx)) + "]"
+
+
+def _row(p: ParamResult, width: int) -> str:
+    shape = "×".join(map(str, p.shape)) or "scalar"
+    verdict = "PASS" if p.passed else "FAIL"
+    if p.max_rel_error is None:
+        return f"  {p.name:<{width}}  {shape:>9}  {'-':>9}  {'':<24}{verdict}"
+    return (f"  {p.name:<{width}}  {shape:>9}  {p.max_rel_error:9.2e}  "
+            f"{_fmt_index(p.worst_index):<8} {p.analytic: .3e} {p.numeric: .3e}  {verdict}")
+
+
+def print_report(report: CheckReport, header: str, out: Callable[[str], None]) -> None:
+    out(header)
+    fails: list[str] = []
+    for it in report.iterations:
+        width = max(4, *(len(p.name) for p in it.params))
+        threshold = it.params[0].threshold if it.params else THRESHOLD
+        out(f"\niteration {it.iteration} · loss {it.loss:.6g} · pass if max rel error ≤ "
+            f"{threshold:g}")
+        out(f"  {'name':<{width}}  {'shape':>9}  {'max rel':>9}  {'worst':<8} "
+            f"{'analytic':>10} {'numeric':>10}")
+        for p in it.params:
+            out(_row(p, width))
+            if not p.passed:
+                fails.append(f"{p.name} at {it.iteration}")
+                pad = " " * (width + 4)
+                out(textwrap.fill(p.diagnosis, 96, initial_indent=pad + "└ ",
+                                  subsequent_indent=pad + "  "))
+                if p.fit is not None:
+                    out(f"  {'':<{width}}    fit: analytic ≈ {p.fit.scale:.6g}·numeric "
+                        f"{'+' if p.fit.offset >= 0 else '−'} {abs(p.fit.offset):.3g}"
+                        + (f" {'+' if p.fit.weight >= 0 else '−'} {abs(p.fit.weight):.3g}·{p.name}"
+                           if p.fit.weight else ""))
+            if not p.sample.full:
+                out(f"  {'':<{width}}    checked {p.sample}")
+    for iteration, why in report.skipped:
+        out(f"\niteration {iteration} not checked: {why}")
+    total = sum(len(it.params) for it in report.iterations)
+    if report.passed:
+        out(f"\nPASS: all {total} gradient checks passed")
+    else:
+        out(f"\nFAIL: {len(fails)} of {total} gradient checks failed ({', '.join(fails)})")
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    from tui_backprop.user_app import run_debug
+
+    return run_debug(args)
+
+
+__all__ = ["UserError", "add_user_commands", "cmd_check", "cmd_debug", "print_report"]
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience
+    from tui_backprop.cli import main
+
+    sys.exit(main(["check", *sys.argv[1:]]))
