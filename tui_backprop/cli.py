@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; nothing written", file=sys.stderr)
+        print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `tui-backprop info RUN | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
