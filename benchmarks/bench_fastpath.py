@@ -1,30 +1,42 @@
-"""Fast path vs the tight NumPy reference, and op-step latency.
+"""Fast path vs the tight NumPy reference; continue path; back-step and landing latency.
 
-Run:  python benchmarks/bench_fastpath.py [--quick]
+Run:  python benchmarks/bench_fastpath.py [--quick] [--no-threads]
 
-The machine is shared and noisy, so the two loops are timed in alternating
-rounds within one process and the ratio is the median of per-round ratios
-(the reference's absolute time is printed alongside).  The fast path runs with
-everything on: loss, accuracy, per-layer gradient and weight norms, the finite
-check and sampled saturation.
+The machine is shared and noisy, so loops are timed in alternating rounds within
+one process and each ratio is the median of per-round ratios (absolute times are
+printed alongside).  The fast path runs with every metric on: loss, accuracy,
+per-layer ‖∇W‖ and ‖W‖, the finite check and sampled saturation.  Call counts
+are static: the NumPy/builtin calls written per iteration (the fast path's are
+counted in its generated loop, amortized branches excluded).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# like the CLI (tui_backprop/cli.py): one BLAS thread unless told otherwise
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.reference import make_tight_loop  # noqa: E402
+from benchmarks.reference import VARIANTS, make_tight_loop  # noqa: E402
 from core.config import Config  # noqa: E402
 from core.datasets import Dataset  # noqa: E402
+from core.fused import fuse_units  # noqa: E402
 from core.machine import Machine  # noqa: E402
 from core.stepper import Stepper  # noqa: E402
+
+SEED = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)  # the scratch-mlp preset
+MID = Config(hidden=(50,), lr=1e-3, reg=1e-4, bias=True)  # 2-50-2, N=300, biases
+BIG = Config(hidden=(512,), lr=1e-3, reg=1e-4, dataset="random")
 
 
 def random_dataset(n: int, d: int, k: int, seed: int = 0) -> Dataset:
@@ -32,68 +44,174 @@ def random_dataset(n: int, d: int, k: int, seed: int = 0) -> Dataset:
     return Dataset("random", rng.standard_normal((n, d)), rng.integers(0, k, n), k)
 
 
-def compare(cfg: Config, data: Dataset | None, iters: int, rounds: int) -> dict[str, float]:
-    """Median per-round ratio fast/reference, from identical starting weights."""
-    m = Machine(cfg, data)
+def data_for(cfg: Config) -> Dataset | None:
+    return random_dataset(512, 784, 10) if cfg is BIG else None
+
+
+def fast_calls(m: Machine) -> int:
+    """Calls per iteration written in the generated step (fused units + bookkeeping)."""
+    units = fuse_units([u for k in m.live for u in k.units])
+    n = sum(isinstance(node, ast.Call) for u in units for node in ast.walk(ast.parse(u.src)))
+    return n + 3 + 1  # three list appends + argmax (chunk compare and sampling amortized)
+
+
+def alternate(loops: dict[str, object], iters: int, rounds: int) -> dict[str, list[float]]:
+    """µs/iteration of each loop over alternating rounds (order rotates every round)."""
+    names = list(loops)
+    out: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for k in order:
+            t0 = time.perf_counter()
+            loops[k](iters)
+            out[k].append((time.perf_counter() - t0) / iters * 1e6)
+    return out
+
+
+def ratio(ts: dict[str, list[float]], a: str, b: str) -> float:
+    return float(np.median([x / y for x, y in zip(ts[a], ts[b], strict=True)]))
+
+
+def reference_for(m: Machine, cfg: Config, **variant: bool):
+    params = [m.buf[p].copy() for p in m.program.params]
+    return make_tight_loop(m.X, m.Y, params, cfg.lr, cfg.reg, bias=cfg.bias, **variant)
+
+
+def variants_table(iters: int, rounds: int) -> None:
+    m = Machine(SEED)
     m.init()
-    weights = [m.buf[p].copy() for p in m.program.params]
-    ref = make_tight_loop(m.X, m.Y, weights, cfg.lr, cfg.reg)
+    loops, calls = {}, {}
+    for name, kw in VARIANTS.items():
+        loops[name], calls[name] = reference_for(m, SEED, **kw)
+    ts = alternate(loops, iters, rounds)
+    ref = next(iter(VARIANTS))
+    print("Reference variants, seed config 2-10-2 N=50 (sigmoid + MSE + L2, no biases):\n")
+    print("| variant | calls/it | µs/it (median) | ratio to reference |")
+    print("|---|---|---|---|")
+    for name in VARIANTS:
+        print(f"| {name} | {calls[name]} | {np.median(ts[name]):.1f} | "
+              f"{ratio(ts, name, ref):.2f}× |")
+
+
+def compare(label: str, cfg: Config, iters: int, rounds: int) -> tuple:
+    m = Machine(cfg, data_for(cfg))
+    m.init()
+    ref, ref_calls = reference_for(m, cfg)
     ref(2)
     m.run_fast(2)
-    ratios, t_ref, t_fast = [], [], []
-    for r in range(rounds):
-        pair = []
-        for name in (("ref", "fast") if r % 2 == 0 else ("fast", "ref")):
-            t0 = time.perf_counter()
-            ref(iters) if name == "ref" else m.run_fast(iters)
-            pair.append((name, (time.perf_counter() - t0) / iters * 1e6))
-        d = dict(pair)
-        t_ref.append(d["ref"])
-        t_fast.append(d["fast"])
-        ratios.append(d["fast"] / d["ref"])
-    return {"ref_us": float(np.median(t_ref)), "fast_us": float(np.median(t_fast)),
-            "ratio": float(np.median(ratios)), "ratio_min": min(t_fast) / min(t_ref)}
+    ts = alternate({"ref": ref, "fast": m.run_fast}, iters, rounds)
+    return (label, ref_calls, fast_calls(m), np.median(ts["ref"]), np.median(ts["fast"]),
+            ratio(ts, "fast", "ref"), min(ts["fast"]) / min(ts["ref"]))
 
 
-def step_latency(cfg: Config, moves: int) -> dict[str, float]:
-    """Per-call time of step() and back() over a walk that crosses many iterations."""
-    s = Stepper(cfg)
-    s.jump(200, 0)
-    out = {}
+def continue_ratio(iters: int, rounds: int) -> tuple[float, float, float]:
+    """Stepper.run_until (detectors on, landing included) vs Machine.run_fast."""
+    s = Stepper(SEED)
+    m = Machine(SEED)
+    m.init()
+    s.run_until(lambda ev: None, max_iters=2)
+
+    def cont(n: int) -> None:
+        s.run_until(lambda ev: None, max_iters=n)
+
+    ts = alternate({"fast": m.run_fast, "cont": cont}, iters, rounds)
+    return np.median(ts["fast"]), np.median(ts["cont"]), ratio(ts, "fast", "cont")
+
+
+def latency(cfg: Config, moves: int, landings: int, start: int
+            ) -> dict[str, list[tuple[float, float]]]:
+    """(wall ms, CPU ms) per step() / back() over a walk crossing many iterations, and
+    per landing (the cursor arriving after a run or a continue).  CPU time leaves out
+    the time another process held the core (this machine is shared)."""
+    s = Stepper(cfg, data_for(cfg))
+    s.jump(start, 0)
+    out: dict[str, list[tuple[float, float]]] = {"step": [], "back": [], "landing": []}
+    clocks = (time.perf_counter, time.process_time)
     for name in ("step", "back"):
         fn = getattr(s, name)
-        ts = []
         for _ in range(moves):
-            t0 = time.perf_counter()
+            t0, c0 = (c() for c in clocks)
             fn()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        out[name] = (float(np.median(ts)), float(np.percentile(ts, 95)), float(max(ts)))
+            out[name].append(((time.perf_counter() - t0) * 1e3,
+                              (time.process_time() - c0) * 1e3))
+    real_enter = s._enter
+    landed: list[tuple[float, float]] = []
+
+    def timed_enter(iteration: int, op: int | str) -> None:
+        t0, c0 = (c() for c in clocks)
+        real_enter(iteration, op)
+        landed.append(((time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3))
+
+    s._enter = timed_enter  # type: ignore[method-assign]
+    rng = np.random.default_rng(0)
+    for k in range(landings):
+        n = int(rng.integers(1, 700 if cfg is SEED else 4))
+        if k % 2:
+            s.run(n)
+        else:
+            stop_at = s.iteration + n
+
+            def rule(ev, lo, hi, stop_at=stop_at):  # a breakpoint "it == stop_at"
+                from core.detectors import Event
+                return Event(stop_at, "L", "break", "") if lo <= stop_at < hi else None
+
+            s.run_until(rule=rule, max_iters=n + 300)
+        out["landing"].append(landed[-1])
     return out
+
+
+def threads_row(iters: int, rounds: int) -> tuple[float, float]:
+    """784-512-10 µs/it with OPENBLAS_NUM_THREADS=1 and =2, fresh processes, alternating."""
+    root = str(Path(__file__).resolve().parents[1])
+    code = (f"import sys,time;sys.path.insert(0,{root!r});"
+            "from benchmarks.bench_fastpath import *;"
+            "m=Machine(BIG,data_for(BIG));m.init();m.run_fast(1);t=time.perf_counter();"
+            f"m.run_fast({iters});print((time.perf_counter()-t)/{iters}*1e6)")
+    res: dict[int, list[float]] = {1: [], 2: []}
+    for r in range(rounds):
+        for k in ((1, 2) if r % 2 == 0 else (2, 1)):
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(k), OMP_NUM_THREADS=str(k))
+            outp = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                  capture_output=True, text=True).stdout
+            res[k].append(float(outp.split()[-1]))
+    return float(np.median(res[1])), float(np.median(res[2]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    ap.add_argument("--no-threads", action="store_true", help="skip the BLAS threads row")
     args = ap.parse_args()
-    seed = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)  # the scratch-mlp preset
-    big = Config(hidden=(512,), lr=1e-3, reg=1e-4, dataset="random")
-    rows = [("2-10-2, N=50 (seed)", compare(seed, None, 500 if args.quick else 2000,
-                                             6 if args.quick else 30))]
-    rows.append(("784-512-10, N=512", compare(big, random_dataset(512, 784, 10),
-                                                3 if args.quick else 10,
-                                                4 if args.quick else 12)))
-    print("| config | tight NumPy µs/it | fast path µs/it | ratio (median of rounds) "
-          "| ratio (best/best) |")
+    q = args.quick
+    print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}\n")
+    variants_table(500 if q else 2000, 8 if q else 30)
+    rows = [compare("2-10-2, N=50 (seed)", SEED, 500 if q else 2000, 8 if q else 40),
+            compare("2-50-2, N=300, biases", MID, 200 if q else 1000, 6 if q else 30),
+            compare("784-512-10, N=512", BIG, 3 if q else 10, 4 if q else 12)]
+    print("\nFast path (every metric on) vs the reference:\n")
+    print("| config | reference calls/it | fast calls/it | reference µs/it | fast µs/it "
+          "| ratio (median of rounds) | ratio (best/best) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, rc, fc, r_us, f_us, med, best in rows:
+        print(f"| {label} | {rc} | {fc} | {r_us:.1f} | {f_us:.1f} | {med:.2f}× | {best:.2f}× |")
+    f_us, c_us, speed = continue_ratio(2000 if q else 20000, 6 if q else 16)
+    print(f"\nContinue path (Stepper.run_until, detectors on, landing included), seed: "
+          f"{c_us:.1f} µs/it against the fast path's {f_us:.1f}: speed {speed:.2f}× the fast "
+          f"path (target ≥ 0.95×)\n")
+    print("| latency, ms | p50 | p95 | max (wall) | max (CPU) |")
     print("|---|---|---|---|---|")
-    for name, r in rows:
-        print(f"| {name} | {r['ref_us']:.1f} | {r['fast_us']:.1f} | {r['ratio']:.2f}× "
-              f"| {r['ratio_min']:.2f}× |")
-    lat = step_latency(seed, 300 if args.quick else 3000)
-    print()
-    print("| seed config | p50 ms | p95 ms | max ms |")
-    print("|---|---|---|---|")
-    for name, (p50, p95, mx) in lat.items():
-        print(f"| op {name} | {p50:.3f} | {p95:.3f} | {mx:.2f} |")
+    for label, cfg, moves, landings, start in (
+            ("seed", SEED, 300 if q else 3000, 20 if q else 200, 200),
+            ("784-512-10", BIG, 10 if q else 40, 4 if q else 10, 3)):
+        lat = latency(cfg, moves, landings, start)
+        for name, pairs in lat.items():
+            wall, cpu = np.array(pairs).T
+            print(f"| {label}: {name} | {np.median(wall):.3f} | {np.percentile(wall, 95):.3f} "
+                  f"| {wall.max():.2f} | {cpu.max():.2f} |")
+    if not args.no_threads:
+        one, two = threads_row(3 if q else 10, 2 if q else 6)
+        print(f"\n784-512-10 with OpenBLAS threads: 1 → {one:.0f} µs/it, 2 → {two:.0f} µs/it "
+              f"(fresh processes, alternating, medians)")
 
 
 if __name__ == "__main__":

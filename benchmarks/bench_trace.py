@@ -2,6 +2,11 @@
 
 Run:  python benchmarks/bench_trace.py [--quick] [--dir DIR]
 
+Issue 10 item 6 targets at the seed config: <= 32 bytes/iteration, recording
+>= 0.9x the untraced fast path, opening a 1M-iteration trace <= 100 ms, jump
+p50 <= 50 ms.  The optional SQL `metrics` table (`record --sql-metrics`) is
+measured beside it: its bytes/iteration and its recording speed ratio.
+
 Recording speed is compared with the untraced fast path in alternating rounds
 within one process (the machine is shared and noisy); the ratio is the median
 of per-round ratios of iterations per second, recorder / fast path.  Latency
@@ -43,7 +48,7 @@ sys.path.insert(0, {root!r})
 from benchmarks.bench_trace import SEED
 from core.recorder import Recorder
 t0 = time.perf_counter()
-rec = Recorder({path!r}, SEED, force=True, target={n})
+rec = Recorder({path!r}, SEED, force=True, target={n}, sql_metrics={sql})
 rec.run({n})
 rec.close()
 print(json.dumps({{"seconds": time.perf_counter() - t0,
@@ -51,12 +56,12 @@ print(json.dumps({{"seconds": time.perf_counter() - t0,
 """
 
 
-def speed(cfg: Config, data: Dataset | None, path: Path, iters: int, rounds: int
-          ) -> tuple[float, float, float, Recorder]:
+def speed(cfg: Config, data: Dataset | None, path: Path, iters: int, rounds: int,
+          sql: bool = False) -> tuple[float, float, float, Recorder]:
     """(fast µs/it, recording µs/it, median ratio) over alternating rounds."""
     m = Machine(cfg, data)
     m.init()
-    rec = Recorder(path, cfg, data, force=True, target=iters * rounds)
+    rec = Recorder(path, cfg, data, force=True, target=iters * rounds, sql_metrics=sql)
     ratios, t_fast, t_rec = [], [], []
     for r in range(rounds):
         times = {}
@@ -85,9 +90,10 @@ def latency(path: Path, picks: int, seed: int = 1) -> tuple[float, float, str | 
     return float(np.median(times)), float(max(times)), rp.divergence
 
 
-def child_record(path: Path, n: int) -> dict[str, float]:
+def child_record(path: Path, n: int, sql: bool = False) -> dict[str, float]:
     """Record n seed iterations in a fresh process: wall time and peak RSS."""
-    code = CHILD.format(root=str(Path(__file__).resolve().parents[1]), path=str(path), n=n)
+    code = CHILD.format(root=str(Path(__file__).resolve().parents[1]), path=str(path), n=n,
+                        sql=sql)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout)
@@ -96,6 +102,20 @@ def child_record(path: Path, n: int) -> dict[str, float]:
 def bytes_per_iter(path: Path) -> float:
     with TraceReader(path) as tr:
         return tr.file_bytes() / tr.n
+
+
+def open_ms(path: Path, rounds: int = 7) -> tuple[float, float]:
+    """Median and best ms of opening a trace (TraceReader: validate, decode every block)."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        TraceReader(path).close()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)), float(min(times))
+
+
+def _ms(v: float) -> str:
+    return f"{v:.1f}" if v == v else "-"
 
 
 def main() -> None:
@@ -111,6 +131,10 @@ def main() -> None:
     p50, pmax, div = latency(folder / "seed.trace", 100 if q else 500)
     rows.append(("2-10-2, N=50 (seed)", rec.pos, rec.every, f, r, ratio,
                  bytes_per_iter(folder / "seed.trace"), p50, pmax, div))
+    f, r, ratio, rec = speed(SEED, None, folder / "seed-sql.trace", 5000 if q else 50000,
+                             4 if q else 8, sql=True)
+    rows.append(("seed + --sql-metrics", rec.pos, rec.every, f, r, ratio,
+                 bytes_per_iter(folder / "seed-sql.trace"), float("nan"), float("nan"), None))
     big_data = random_dataset(512, 784, 10)
     f, r, ratio, rec = speed(BIG, big_data, folder / "big.trace", 5 if q else 50, 2 if q else 4)
     p50, pmax, div = latency(folder / "big.trace", 10 if q else 40)
@@ -121,7 +145,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, n, k, f, r, ratio, bpi, p50, pmax, div in rows:
         print(f"| {name} | {n:,} | {k} | {f:.1f} | {r:.1f} | {ratio:.2f} | {bpi:,.1f} "
-              f"| {p50:.1f} | {pmax:.1f} | {'yes' if div else 'no'} |")
+              f"| {_ms(p50)} | {_ms(pmax)} | {'yes' if div else 'no'} |")
     big_n = 100_000 if q else 1_000_000
     print()
     print("| seed recording | wall s | peak RSS MB | file MB | bytes/it |")
@@ -132,6 +156,9 @@ def main() -> None:
         print(f"| {n:,} iterations | {res['seconds']:.1f} | {res['rss_mb']:.0f} "
               f"| {os.path.getsize(path) / 1e6:.1f} | {bytes_per_iter(path):.1f} |")
     path = folder / f"seed-{big_n}.trace"
+    o50, obest = open_ms(path)
+    print(f"\nopen {path.name} (TraceReader): median {o50:.0f} ms, best {obest:.0f} ms "
+          f"of 7")
     t0 = time.perf_counter()
     rp = Replay(path)
     t_open = time.perf_counter() - t0
@@ -139,7 +166,7 @@ def main() -> None:
     t0 = time.perf_counter()
     rp.jump(target, "dL/dW1")
     t_jump = time.perf_counter() - t0
-    print(f"\nopen {path.name}: {t_open * 1e3:.0f} ms; jump to ({target:,}, dL/dW1): "
+    print(f"open {path.name} (Replay): {t_open * 1e3:.0f} ms; jump to ({target:,}, dL/dW1): "
           f"{t_jump * 1e3:.1f} ms; diverged: {rp.divergence or 'no'}")
     rp.close()
     print(f"traces in {folder}")

@@ -16,42 +16,41 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
+from core.code import Code
+
 Array = np.ndarray
-Vec = Callable[[Array, Array], None]
+Vec = Callable[[Array, Array], Code]
 
 
 # --------------------------------------------------------------------------- activations
-def _sigmoid(z: Array, out: Array) -> None:
-    np.negative(z, out=out)
-    np.exp(out, out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
+# Each kernel returns a `Code` (core/code.py): statements the stepper runs op by op
+# and the fast path inlines into its generated loop.
+def _sigmoid(z: Array, out: Array) -> Code:
+    return (Code.call(np.negative, z, out=out) + Code.call(np.exp, out, out=out)
+            + Code.call(np.add, out, 1.0, out=out) + Code.call(np.reciprocal, out, out=out))
 
 
-def _sigmoid_d(h: Array, out: Array) -> None:  # h(1-h), from the output
-    np.subtract(1.0, h, out=out)
-    out *= h
+def _sigmoid_d(h: Array, out: Array) -> Code:  # h(1-h), from the output
+    return Code.call(np.subtract, 1.0, h, out=out) + Code.call(np.multiply, out, h, out=out)
 
 
-def _tanh(z: Array, out: Array) -> None:
-    np.tanh(z, out=out)
+def _tanh(z: Array, out: Array) -> Code:
+    return Code.call(np.tanh, z, out=out)
 
 
-def _tanh_d(h: Array, out: Array) -> None:  # 1-h^2, from the output
-    np.multiply(h, h, out=out)
-    np.subtract(1.0, out, out=out)
+def _tanh_d(h: Array, out: Array) -> Code:  # 1-h^2, from the output
+    return Code.call(np.multiply, h, h, out=out) + Code.call(np.subtract, 1.0, out, out=out)
 
 
-def _relu(z: Array, out: Array) -> None:
-    np.maximum(z, 0.0, out=out)
+def _relu(z: Array, out: Array) -> Code:
+    return Code.call(np.maximum, z, 0.0, out=out)
 
 
-def _relu_d(z: Array, out: Array) -> None:  # 1 where z > 0, from the input
-    np.heaviside(z, 0.0, out=out)
+def _relu_d(z: Array, out: Array) -> Code:  # 1 where z > 0, from the input
+    return Code.call(np.heaviside, z, 0.0, out=out)
 
 
 def _sig_scalar(z: float) -> float:
@@ -167,13 +166,15 @@ LOSSES: dict[str, Loss] = {
 }
 
 
-def softmax(z: Array, out: Array, mx: Array, sums: Array) -> None:
-    """Row softmax with the max subtracted first so exp cannot overflow."""
-    np.max(z, axis=1, keepdims=True, out=mx)
-    np.subtract(z, mx, out=out)
-    np.exp(out, out=out)
-    np.sum(out, axis=1, keepdims=True, out=sums)
-    out /= sums
+def softmax(z: Array, out: Array, mx: Array, sums: Array) -> Code:
+    """Row softmax with the max subtracted first so exp cannot overflow.
+
+    `ufunc.reduce` is what np.max / np.sum call (same bits, without their wrappers).
+    """
+    return (Code.call(np.maximum.reduce, z, axis=1, keepdims=True, out=mx)
+            + Code.call(np.subtract, z, mx, out=out) + Code.call(np.exp, out, out=out)
+            + Code.call(np.add.reduce, out, axis=1, keepdims=True, out=sums)
+            + Code.call(np.true_divide, out, sums, out=out))
 
 
 def mse_value(h: Array, y: Array, diff: Array, flat: Array) -> float:
@@ -221,16 +222,12 @@ class Regularizer:
         np.abs(w, out=tmp)
         return float(tmp.sum())
 
-    def grad_term(self, w: Array, coeff: float, out: Array) -> Callable[[], None]:
+    def grad_term(self, w: Array, coeff: float, out: Array) -> Code:
         """A kernel writing coeff·W (l2) or coeff·sign(W) (l1) into `out`: the term added
-        to dL/dW (coeff = λ/N).  For l2 it is a bare ufunc call (no Python frame)."""
+        to dL/dW (coeff = λ/N).  Elementwise: the fast path merges it across layers."""
         if self.name == "l2":
-            return partial(np.multiply, w, coeff, out=out)
-
-        def l1() -> None:
-            np.sign(w, out=out)
-            np.multiply(out, coeff, out=out)
-        return l1
+            return Code.call(np.multiply, w, coeff, out=out)
+        return Code.call(np.sign, w, out=out) + Code.call(np.multiply, out, coeff, out=out)
 
     def scale(self, n: int) -> float:
         """Factor turning Σ-penalties into the loss term: λ·(this)."""

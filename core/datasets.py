@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike
 
+from core.dataset_names import BUILTIN  # re-exported; kept apart so the CLI skips NumPy
 from core.limits import MAX_CLASSES, MAX_CSV_BYTES, MAX_NPZ_BYTES, LimitError, open_regular
 
 _SEED_SALT = 0xDA7A  # keeps the data stream independent of other uses of the same seed
@@ -100,16 +101,6 @@ _GENERATORS: dict[str, Callable[[np.random.Generator], _XY]] = {
     "xor": _xor, "xor4": _xor4, "moons": _moons,
     "circles": _circles, "spiral": _spiral, "blobs": _blobs,
 }
-
-BUILTIN: dict[str, str] = {
-    "xor": "300 gaussian points, class = XOR of the coordinate signs (2 classes)",
-    "xor4": "the 4-row XOR truth table (2 classes, no randomness)",
-    "moons": "300 points on two interleaving half circles, noise 0.1 (2 classes)",
-    "circles": "300 points on concentric circles r=1 and r=0.5, noise 0.05 (2 classes)",
-    "spiral": "300 points on the CS231n three-arm spiral (3 classes)",
-    "blobs": "300 points in three gaussian blobs, std 0.8 (3 classes)",
-}
-
 
 def _is_number(cell: str) -> bool:
     try:

@@ -64,12 +64,26 @@ def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.nda
         seg = seg[np.isfinite(seg)]
         if len(seg):
             ref[i - start] = np.median(seg)
-    for w0 in range(max(window, (start // window) * window), stop, window):
-        seg = values[w0 - window:w0]
-        seg = seg[np.isfinite(seg)]
-        if len(seg):
-            a, b = max(w0, start), min(w0 + window, stop)
-            ref[a - start:b - start] = np.median(seg)
+    w_first = max(window, (start // window) * window)
+    starts = range(w_first, stop, window)
+    if len(starts) == 0:
+        return ref
+    # all full windows at once (one partition call); windows holding NaN/inf alone
+    # take the per-window path that drops them (same medians, bit for bit)
+    rows = values[w_first - window:starts[-1]].reshape(len(starts), window)
+    finite = np.isfinite(rows).all(axis=1)
+    meds = np.median(rows, axis=1) if finite.all() else np.full(len(starts), np.nan)
+    for k, w0 in enumerate(starts):
+        if finite.all():
+            med = meds[k]
+        else:
+            seg = values[w0 - window:w0]
+            seg = seg[np.isfinite(seg)]
+            if not len(seg):
+                continue
+            med = np.median(seg)
+        a, b = max(w0, start), min(w0 + window, stop)
+        ref[a - start:b - start] = med
     return ref
 
 

@@ -12,8 +12,9 @@ from functools import partial
 import numpy as np
 
 from core import catalog as cat
+from core.code import Code
 from core.config import Config
-from core.op import Buffers, Hyper, Op, cells, h_name
+from core.op import Buffers, Hyper, Op, cells, h_name, lr_of
 
 
 def loss_dh_op(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: int,
@@ -27,10 +28,10 @@ def loss_dh_op(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: in
                 out.fill(0.0)
                 np.divide(y, h, out=out, where=y != 0)
                 np.multiply(out, -inv, out=out)
-            return run
+            return Code.opaque(run)  # display only: never on the fast path
 
         # the loss op (always run just before) left h − y in this buffer
-        return partial(np.multiply, out, inv, out=out)
+        return Code.call(np.multiply, out, inv, out=out)
 
     return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", loss.dh_text.format(**fmt),
               (f"h{l}", "y"), shp, l, loss.name, bind, display_only=loss.fused)
@@ -41,13 +42,13 @@ def loss_dhdz_op(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, k: int,
     if loss.fused:
         def bind(b: Buffers, hp: Hyper):
             h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
-            return partial(cat.softmax_jacobian, h, out)
+            return Code.opaque(partial(cat.softmax_jacobian, h, out))
         return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
                   (f"h{l}",), (n, k, k), l, "softmax", bind, display_only=True)
 
     def bind_s(b: Buffers, hp: Hyper):
         h, out = b[f"h{l}"], b[f"dh{l}_dz{l}"]
-        return partial(cat._sigmoid_d, h, out)
+        return cat._sigmoid_d(h, out)
     return Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
               (f"h{l}",), shp, l, "sigmoid", bind_s)
 
@@ -58,15 +59,13 @@ def loss_dz_op(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, fmt: dict[s
         def bind(b: Buffers, hp: Hyper):
             h, y, out = b[f"h{l}"], b["y"], b[f"dL_dz{l}"]
 
-            def run() -> None:
-                np.subtract(h, y, out=out)
-                np.multiply(out, inv, out=out)
-            return run
+            return (Code.call(np.subtract, h, y, out=out)
+                    + Code.call(np.multiply, out, inv, out=out))
         ins: tuple[str, ...] = (f"h{l}", "y")
     else:
         def bind(b: Buffers, hp: Hyper):
             g, d, out = b[f"dL_dh{l}"], b[f"dh{l}_dz{l}"], b[f"dL_dz{l}"]
-            return partial(np.multiply, g, d, out=out)
+            return Code.call(np.multiply, g, d, out=out)
         ins = (f"dL_dh{l}", f"dh{l}_dz{l}")
     return Op(f"dL_dz{l}", f"dL/dz{l}", "backward", loss.dz_text.format(**fmt), ins, shp, l,
               loss.name, bind)
@@ -76,7 +75,7 @@ def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
     """dL/dh{l} = dL/dz{l+1}·W{l+1}ᵀ: the linear layer's derivative w.r.t. its input."""
     def bind(b: Buffers, hp: Hyper):
         g, wt, out = b[f"dL_dz{l + 1}"], b[f"W{l + 1}"].T, b[f"dL_dh{l}"]
-        return partial(np.matmul, g, wt, out=out)
+        return Code.dot(g, wt, out)
     return Op(f"dL_dh{l}", f"dL/dh{l}", "backward", f"dL/dh{l} = dL/dz{l + 1}·W{l + 1}ᵀ",
               (f"dL_dz{l + 1}", f"W{l + 1}"), shp, l, "linear", bind)
 
@@ -92,15 +91,10 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
     def bind(b: Buffers, hp: Hyper):
         xt, g, w, out = b[src].T, b[f"dL_dz{l}"], b[f"W{l}"], b[f"dL_dW{l}"]
         if reg is None:
-            return partial(np.matmul, xt, g, out=out)
-        tmp = np.empty_like(w)
-        term = reg.grad_term(w, coeff, tmp)
-
-        def run() -> None:
-            np.matmul(xt, g, out=out)
-            term()
-            np.add(out, tmp, out=out)
-        return run
+            return Code.dot(xt, g, out)
+        tmp = b[f"W{l}_reg"]  # a slice of a flat arena: the terms of all layers merge
+        return Code.dot(xt, g, out) + (reg.grad_term(w, coeff, tmp)
+                                       + Code.call(np.add, out, tmp, out=out))
 
     return Op(f"dL_dW{l}", f"dL/dW{l}", "backward",
               f"dL/dW{l} = {h_name(l - 1)}ᵀ·dL/dz{l}{extra}", ins, shp, l, "linear", bind)
@@ -112,18 +106,17 @@ def grad_norm_op(params: list[str], grads: list[str], depth: int) -> Op:
         hp.grad_norm = out = cells(b["grad_norm"])
         layers = [[b[g].reshape(-1) for p, g in zip(params, grads, strict=True)
                    if int(p[1:]) == l] for l in range(1, depth + 1)]
-        if all(len(fs) == 1 for fs in layers):
-            flats = [fs[0] for fs in layers]
-
-            def run() -> None:
-                for i, f in enumerate(flats):
-                    out[i] = math.sqrt(float(f.dot(f)))
-            return run
-
-        def run_bias() -> None:
-            for i, fs in enumerate(layers):
-                out[i] = math.sqrt(sum(float(f.dot(f)) for f in fs))
-        return run_bias
+        env: dict[str, object] = {"out": out, "sqrt": math.sqrt, "float": float}
+        lines = []
+        for i, fs in enumerate(layers):
+            terms = []
+            for j, f in enumerate(fs):
+                env[f"d{i}_{j}"], env[f"f{i}_{j}"] = f.dot, f
+                terms.append(f"float(d{i}_{j}(f{i}_{j}))")
+            # sum() of one float is that float; of two, (0 + a) + b: spelled out alike
+            total = terms[0] if len(terms) == 1 else "0 + " + " + ".join(terms)
+            lines.append(f"out[{i}] = sqrt({total})")
+        return Code.src("\n".join(lines), env)
 
     return Op("grad_norm", "‖dL/dW‖", "update", "‖dL/dWₗ‖ = √(Σ dL/dWₗ²) per layer",
               tuple(grads), (depth,), 0, "norm", bind)
@@ -137,19 +130,17 @@ def clip_op(cfg: Config, p: str, g: str, shp: tuple[int, ...]) -> Op:
 
         def bind(b: Buffers, hp: Hyper):
             grad, norms = b[g], b["grad_norm"]
-
-            def run() -> None:
-                total = math.sqrt(float(np.dot(norms, norms)))
-                if total > c:  # NaN/inf compare False: nothing to rescale
-                    np.multiply(grad, c / total, out=grad)
-            return run
+            # NaN/inf compare False: nothing to rescale
+            return Code.src("t = sqrt(float(nd(norms)))\nif t > c:\n    mul(grad, c / t, grad)",
+                            {"sqrt": math.sqrt, "float": float, "nd": norms.dot,
+                             "norms": norms, "c": c, "mul": np.multiply, "grad": grad})
         ins: tuple[str, ...] = (g, "grad_norm")
     else:
         text = f"clip({name}) = min(max({name}, −{c:g}), {c:g})"
 
         def bind(b: Buffers, hp: Hyper):
             grad = b[g]
-            return partial(np.clip, grad, -c, c, out=grad)
+            return Code.call(np.clip, grad, -c, c, out=grad)
         ins = (g,)
     return Op(f"{g}_clip", f"clip {name}", "update", text, ins, shp,
               int(p[1:]), f"clip-{cfg.clip_kind}", bind, target=g)
@@ -159,12 +150,9 @@ def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...]) -> Op:
     """p ← p − η·g, in place on the parameter buffer."""
     def bind(b: Buffers, hp: Hyper):
         w, grad = b[p], b[g]
-        tmp = np.empty_like(w)
-
-        def run() -> None:
-            np.multiply(grad, hp.lr, out=tmp)
-            np.subtract(w, tmp, out=w)
-        return run
+        tmp = b[f"{p}_step"]  # a slice of a flat arena: the steps of all layers merge
+        return Code.call(np.multiply, grad, lr_of(hp), out=tmp) + Code.call(
+            np.subtract, w, tmp, out=w)
     gname = g.replace("_clip", "").replace("_", "/", 1)
     shown = f"clip({gname})" if g.endswith("_clip") else gname
     return Op(f"{p}_new", f"update {p}", "update", f"{p} ← {p} − η·{shown}", (p, g),

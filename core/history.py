@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 COLUMNS = ("loss", "acc", "lr")  # scalar columns; grad_norm/weight_norm/saturation are per layer
+FIELDS = ("loss", "acc", "lr", "grad_norm", "weight_norm", "saturation")
 
 
 @dataclass
@@ -34,6 +35,14 @@ class MetricsBlock:
                             np.empty((n, depth)), np.empty((n, depth)),
                             np.full((n, depth - 1), np.nan))
 
+    @staticmethod
+    def concat(blocks: list[MetricsBlock]) -> MetricsBlock:
+        """Consecutive blocks as one (the first itself when alone)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        return MetricsBlock(blocks[0].start, *(np.concatenate([getattr(b, c) for b in blocks])
+                                               for c in FIELDS))
+
     def head(self, n: int) -> MetricsBlock:
         """The first n rows (a block cut short by a stop)."""
         return MetricsBlock(self.start, self.loss[:n], self.acc[:n], self.lr[:n],
@@ -56,6 +65,13 @@ class History:
 
     def __len__(self) -> int:
         return self.n
+
+    @staticmethod
+    def wrap(block: MetricsBlock) -> History:
+        """A history over a block starting at 0, without copying it (a trace's metrics)."""
+        h = History(block.grad_norm.shape[1], 0)
+        h._data, h.n = block, len(block)
+        return h
 
     def append(self, block: MetricsBlock) -> None:
         """Add a block that starts exactly at the end; earlier rows are immutable."""

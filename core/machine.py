@@ -8,18 +8,17 @@ computed, bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from core import catalog as cat
+from core.code import Code
 from core.config import Config
 from core.datasets import Dataset, make_dataset
+from core.fused import CHUNK, SAT_EVERY, build_loop  # noqa: F401  (re-exported)
 from core.history import MetricsBlock
 from core.program import Hyper, Op, Program, build_program
-
-CHUNK = 256  # full batch: accuracy is computed for this many iterations at once
-SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
 
 
 @dataclass
@@ -72,11 +71,18 @@ class Machine:
         self.buf = self.program.allocate()
         if self.full:  # the batch never changes: point the buffers at the data
             self.buf["X"], self.buf["y"], self.buf["labels"] = self.X, self.Y, self.labels
-        self.kernels = [op.bind(self.buf, self.hp) for op in self.program.ops]
+        self.kernels: list[Code] = [op.bind(self.buf, self.hp) for op in self.program.ops]
         self.init_kernels = [op.bind(self.buf, self.hp) for op in self.program.init_ops]
         live = set(self.program.live_ops())
         self.live = [k for op, k in zip(self.program.ops, self.kernels, strict=True)
                      if op in live]
+        self.params_flat = self.buf["params"]  # every parameter, as one vector
+        base = self.params_flat.__array_interface__["data"][0]
+        self._offsets = {p: (self.buf[p].__array_interface__["data"][0] - base)
+                         // self.params_flat.itemsize for p in self.program.params}
+        self.snaps: list[tuple[int, np.ndarray]] = []  # see run_fast
+        self.snap_every = 0
+        self._loop: Callable[..., None] | None = None  # the generated fast loop
         self._epoch = -1
         self._perm = np.arange(n_all)
         self.pos = 0  # parameters are the state at the start of this iteration
@@ -89,8 +95,9 @@ class Machine:
         self.pos = 0
 
     def snapshot(self) -> dict[str, np.ndarray]:
-        """Copies of all parameters (the whole training state: the RNG is stateless)."""
-        return {p: self.buf[p].copy() for p in self.program.params}
+        """Copies of all parameters (the whole training state: the RNG is stateless),
+        as views of one flat copy."""
+        return self.state_of(self.params_flat.copy())
 
     def restore(self, params: dict[str, np.ndarray], pos: int) -> None:
         for p, arr in params.items():
@@ -122,66 +129,43 @@ class Machine:
 
         NaN/Inf never raise here: floating-point errors are silenced and the
         per-layer gradient norm doubles as the finite check (a norm is finite
-        only if every entry is).
+        only if every entry is).  The loop is generated once from the live ops
+        (`core/fused.py`): the same statements the stepper runs one op at a time.
+
+        `self.snaps` receives (iteration, parameters) at the start of the last
+        iteration run and, with `self.snap_every` > 0, of every multiple of it (the
+        stepper sets it): stepping back
+        or landing near the end then re-executes a few iterations at most.
         """
-        prog, buf, hp, cfg = self.program, self.buf, self.hp, self.cfg
-        depth = prog.depth
+        if self._loop is None:
+            self._loop = build_loop(self)
+        depth = self.program.depth
         block = MetricsBlock.empty(self.pos, count, depth)
-        satb = block.saturation
-        kernels = self.live
-        out, labels = buf[f"h{depth}"], buf["labels"]
-        eq = np.empty(prog.n, bool)
-        pred = np.empty(prog.n, np.intp)
-        preds = np.empty((min(count, CHUNK), prog.n), np.intp)
-        rows = list(preds)  # row views, indexed from a list: cheaper than preds[c]
-        inv_n = 1.0 / prog.n
-        # ‖W‖² before the update: an l2 loss computes it anyway (w_sq), else one dot each
-        free_wsq = cfg.reg > 0 and cfg.reg_kind == "l2"
-        wflat = [buf[p].reshape(-1) for p in prog.params if p[0] == "W"]
-        hidden = [(l - 1, buf[f"h{l}"]) for l in range(1, depth)]
-        act = cat.ACTIVATIONS[cfg.activation]
-        lr0, decay, full = cfg.lr, cfg.lr_decay, self.full
-        # Python lists absorb per-iteration metrics (~40 ns an append against ~0.5 µs for a
-        # NumPy item write); they become the block's arrays once, at the end.
-        loss_l: list[float] = []
-        acc_l: list[float] = []
-        gn_l: list[float] = []
-        wn_l: list[float] = []
-        i0 = i = self.pos
+        lists: tuple[list[float], ...] = ([], [], [], [])
+        i0 = self.pos
+        end = i0 + count
+        snap_every = self.snap_every
+        marks = set(range(-(-i0 // snap_every) * snap_every, end, snap_every)
+                    ) if snap_every else set()
+        if count:
+            marks.add(end - 1)
+        self.snaps = []
         with np.errstate(all="ignore"):
-            for j in range(count):
-                if not full:
-                    self.load_batch(i)
-                hp.lr = lr0 / (1.0 + decay * i)
-                if not free_wsq:
-                    wn_l.extend([float(f.dot(f)) for f in wflat])
-                for k in kernels:
-                    k()
-                if free_wsq:
-                    wn_l.extend(hp.w_sq)
-                loss_l.append(hp.loss)
-                gn_l.extend(hp.grad_norm)
-                if full:  # keep predictions; compare a chunk of them at once
-                    c = j % CHUNK
-                    out.argmax(1, out=rows[c])  # the method skips np.argmax's dispatch
-                    if c == CHUNK - 1 or j == count - 1:
-                        hits = np.count_nonzero(preds[:c + 1] == labels, axis=1)
-                        acc_l.extend((hits * inv_n).tolist())
-                else:
-                    out.argmax(1, out=pred)
-                    np.equal(pred, labels, out=eq)
-                    acc_l.append(np.count_nonzero(eq) * inv_n)
-                if i % SAT_EVERY == 0:
-                    for l, h in hidden:
-                        satb[j, l] = np.count_nonzero(act.saturated(h)) / h.size
-                i += 1
+            self._loop(count, i0, 0, *lists, block.saturation, iter(sorted(marks)),
+                       self.snaps.append)
+        loss_l, acc_l, gn_l, wn_l = lists
         block.loss[:] = loss_l
         block.acc[:] = acc_l
-        block.lr[:] = lr0 / (1.0 + decay * np.arange(i0, i))
+        block.lr[:] = self.cfg.lr / (1.0 + self.cfg.lr_decay * np.arange(i0, end))
         block.grad_norm[:] = np.reshape(gn_l, (count, depth))
         np.sqrt(np.reshape(wn_l, (count, depth)), out=block.weight_norm)
-        self.pos = i
+        self.pos = end
         return block
+
+    def state_of(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """A flat parameter copy as {name: view}, the form snapshots take."""
+        return {p: flat[self._offsets[p]:self._offsets[p] + self.buf[p].size].reshape(
+            self.buf[p].shape) for p in self.program.params}
 
     # ------------------------------------------------------------------ op by op
     def materialize(self) -> Frame:

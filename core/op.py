@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.code import Code, Late
+
 Buffers = dict[str, np.ndarray]
 PHASES = ("init", "forward", "loss", "backward", "update")
 
@@ -28,7 +30,14 @@ class Hyper:
     grad_norm: Sequence[float] = ()
 
 
-Kernel = Callable[[Buffers, Hyper], Callable[[], None]]
+# binding an op to buffers gives its kernel as Code: callable on its own (the stepper)
+# and inlined statement by statement into the fast path's generated loop
+Kernel = Callable[[Buffers, Hyper], Code]
+
+
+def lr_of(hp: Hyper) -> Late:
+    """The step size as read when the kernel runs (it changes between iterations)."""
+    return Late("hp.lr", (("hp", hp),))
 
 
 @dataclass(frozen=True)

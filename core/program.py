@@ -16,6 +16,7 @@ from functools import partial
 import numpy as np
 
 from core import catalog as cat
+from core.code import Code
 from core.config import Config
 from core.grad_ops import (
     clip_op,
@@ -87,10 +88,24 @@ class Program:
             "labels": np.zeros(n, np.int64),
             "w_sq": np.full(self.depth, np.nan),  # Σ W² per layer, filled by an l2 loss
         }
-        for key in self.params:
-            buf[key] = np.zeros(self.param_shape(key), dt)
+        # flat arenas, weights first then biases: parameters, gradients, SGD steps and
+        # L2 terms of all layers are one contiguous vector each (see core/fused.py)
+        order = [p for p in self.params if p[0] == "W"] + [p for p in self.params
+                                                             if p[0] == "b"]
+        sizes = [int(np.prod(self.param_shape(p))) for p in order]
+        total = sum(sizes)
+        arenas = {kind: np.zeros(total, dt) for kind in ("", "dL_d", "step", "reg")}
+        at = 0
+        for p, size in zip(order, sizes, strict=True):
+            shp = self.param_shape(p)
+            for kind, arena in arenas.items():
+                key = p if kind == "" else f"dL_d{p}" if kind == "dL_d" else f"{p}_{kind}"
+                buf[key] = arena[at:at + size].reshape(shp)
+            at += size
+        buf["params"] = arenas[""]
         for op in self.init_ops + self.ops:
-            buf[op.key] = buf[op.target] if op.target else np.zeros(op.shape, dt)
+            if op.key not in buf:
+                buf[op.key] = buf[op.target] if op.target else np.zeros(op.shape, dt)
         return buf
 
 
@@ -117,15 +132,15 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
         def bind_init(b: Buffers, hp: Hyper, l: int = l, fi: int = fi, fo: int = fo):
             w = b[f"W{l}"]
-            return lambda: cat.init_weights(
-                cfg.init, np.random.default_rng([cfg.seed, 0x1417, l]), fi, fo, w)
+            return Code.opaque(lambda: cat.init_weights(
+                cfg.init, np.random.default_rng([cfg.seed, 0x1417, l]), fi, fo, w))
 
         init_ops.append(Op(f"W{l}_init", f"init W{l}", "init", text, (), (fi, fo), l,
                            cfg.init, bind_init, target=f"W{l}"))
         if cfg.bias:
             def bind_b0(b: Buffers, hp: Hyper, l: int = l):
                 arr = b[f"b{l}"]
-                return lambda: arr.fill(0.0)
+                return Code.call(arr.fill, 0.0)
 
             init_ops.append(Op(f"b{l}_init", f"init b{l}", "init", f"b{l} = 0", (), (fo,), l,
                                "zeros", bind_b0, target=f"b{l}"))
@@ -139,13 +154,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         def bind_z(b: Buffers, hp: Hyper, l: int = l, src: str = src):
             x, w, z = b[src], b[f"W{l}"], b[f"z{l}"]
             if cfg.bias:
-                bb = b[f"b{l}"]
-
-                def run() -> None:
-                    np.matmul(x, w, out=z)
-                    np.add(z, bb, out=z)
-                return run
-            return partial(np.matmul, x, w, out=z)
+                return Code.dot(x, w, z) + Code.call(np.add, z, b[f"b{l}"], out=z)
+            return Code.dot(x, w, z)
 
         ops.append(Op(f"z{l}", f"z{l}", "forward", f"z{l} = {h_name(l - 1)}·W{l}{bias}", ins,
                       shape(l), l, "linear", bind_z))
@@ -154,14 +164,13 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             def bind_h(b: Buffers, hp: Hyper, l: int = l):
                 z, h = b[f"z{l}"], b[f"h{l}"]
                 mx, sm = np.empty((n, 1), dt), np.empty((n, 1), dt)
-                return partial(cat.softmax, z, h, mx, sm)
+                return cat.softmax(z, h, mx, sm)
             text, fam = f"h{l} = softmax(z{l})", "softmax"
         else:
             a = cat.ACTIVATIONS["sigmoid"] if last else act
 
             def bind_h(b: Buffers, hp: Hyper, l: int = l, a: cat.Activation = a):
-                z, h, f = b[f"z{l}"], b[f"h{l}"], a.forward
-                return partial(f, z, h)
+                return a.forward(b[f"z{l}"], b[f"h{l}"])
             text, fam = f"h{l} = {a.symbol}(z{l})", a.name
         ops.append(Op(f"h{l}", f"h{l}", "forward", text, (f"z{l}",), shape(l), l, fam, bind_h))
 
@@ -170,43 +179,47 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     pen = f" + {reg.penalty_text}" if reg else ""
     loss_ins = ((f"z{L}", "labels") if loss.fused else (f"h{L}", "y")) + tuple(params)
 
-    def bind_loss(b: Buffers, hp: Hyper):
-        out, wsq = cells(b["loss"]), cells(b["w_sq"])
+    def bind_loss(b: Buffers, hp: Hyper) -> Code:
         ws = [b[p] for p in params]
-        flats = [w.reshape(-1) for w in ws]
-        tmps = [np.empty_like(w) for w in ws]
         coeff = cfg.reg * reg.scale(n) if reg else 0.0
-        l2 = reg is not None and reg.name == "l2"
+        env: dict[str, object] = {"out": cells(b["loss"]), "hp": hp, "float": float,
+                                  "coeff": coeff}
+        lines = []
         if loss.fused:
             z = b[f"z{L}"]
             mx, sm, tmp = np.empty((n, 1), dt), np.empty((n, 1), dt), np.empty_like(z)
             rows = np.arange(n) * sizes[-1]
-            labels = b["labels"]
-            data = partial(cat.ce_value, z, rows, labels, mx, sm, tmp)
+            env["data"] = partial(cat.ce_value, z, rows, b["labels"], mx, sm, tmp)
+            data = "data()"
         else:
             # (h − y) is left in the dL/dh buffer; the dL/dh op scales it by 1/N
             diff = b[f"dL_dh{L}"]
-            data = partial(cat.mse_value, b[f"h{L}"], b["y"], diff, diff.reshape(-1))
-
-        if reg is None:
-            def run() -> None:
-                out[0] = hp.loss = data()
-        elif l2:  # Σ W² per layer is kept in w_sq: the fast path's ‖W‖ for free
-            hp.w_sq = wsq
-
-            def run() -> None:
-                total = 0.0
-                for i, f in enumerate(flats):
-                    wsq[i] = v = float(f.dot(f))
-                    total += v
-                out[0] = hp.loss = data() + coeff * total
+            env.update(sub=np.subtract, h=b[f"h{L}"], y=b["y"], diff=diff,
+                       dd=diff.reshape(-1).dot, df=diff.reshape(-1), half_n=0.5 / n)
+            data = "float(dd(df)) * half_n"  # Σ(y−h)²/2N (cat.mse_value's maths)
+        if reg is not None:
+            terms = []
+            for i, w in enumerate(ws):
+                if reg.name == "l2":  # Σ W² per layer is kept in w_sq: the fast path's ‖W‖
+                    env[f"wd{i}"], env[f"wf{i}"] = w.reshape(-1).dot, w.reshape(-1)
+                    lines.append(f"v{i} = float(wd{i}(wf{i}))")
+                    lines.append(f"wsq[{i}] = v{i}")
+                else:
+                    env[f"pen{i}"] = partial(reg.penalty, w, np.empty_like(w))
+                    lines.append(f"v{i} = pen{i}()")
+                terms.append(f"v{i}")
+            if reg.name == "l2":
+                env["wsq"] = hp.w_sq = cells(b["w_sq"])
+            total = "(0.0 + " + " + ".join(terms) + ")"  # the running sum, in layer order
+            value = f"{data} + coeff * {total}"
         else:
-            def run() -> None:
-                total = 0.0
-                for w, t in zip(ws, tmps, strict=True):
-                    total += reg.penalty(w, t)
-                out[0] = hp.loss = data() + coeff * total
-        return run
+            value = data
+        if not loss.fused:
+            lines.append("sub(h, y, diff)")
+        lines.append(f"lv = {value}")
+        lines.append("out[0] = lv")
+        lines.append("hp.loss = lv")
+        return Code.src("\n".join(lines), env)
 
     ops.append(Op("loss", "L", "loss", loss.value_text.format(h=f"h{L}") + pen, loss_ins, (),
                   0, loss.name, bind_loss))
@@ -225,8 +238,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             deriv = act.derivative
 
             def bind_d(b: Buffers, hp: Hyper, l: int = l, src: str = src, deriv=deriv):
-                s, out = b[src], b[f"dh{l}_dz{l}"]
-                return partial(deriv, s, out)
+                return deriv(b[src], b[f"dh{l}_dz{l}"])
 
             ops.append(Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward",
                           f"dh{l}/dz{l} = " + act.deriv_text.format(h=hl, z=zl), (src,),
@@ -234,7 +246,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
             def bind_dz(b: Buffers, hp: Hyper, l: int = l):
                 g, d, out = b[f"dL_dh{l}"], b[f"dh{l}_dz{l}"], b[f"dL_dz{l}"]
-                return partial(np.multiply, g, d, out=out)
+                return Code.call(np.multiply, g, d, out=out)
 
             ops.append(Op(f"dL_dz{l}", f"dL/dz{l}", "backward",
                           f"dL/dz{l} = dL/dh{l} ⊙ dh{l}/dz{l}", (f"dL_dh{l}", f"dh{l}_dz{l}"),
@@ -243,7 +255,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         if cfg.bias:
             def bind_db(b: Buffers, hp: Hyper, l: int = l):
                 g, out = b[f"dL_dz{l}"], b[f"dL_db{l}"]
-                return partial(np.sum, g, axis=0, out=out)
+                # what np.sum(g, axis=0, out=out) calls, without its Python wrapper
+                return Code.call(np.add.reduce, g, axis=0, out=out)
 
             ops.append(Op(f"dL_db{l}", f"dL/db{l}", "backward", f"dL/db{l} = Σₙ dL/dz{l}",
                           (f"dL_dz{l}",), (sizes[l],), l, "linear", bind_db))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from core import knobs as kn
+from core import metrics_table
 from core.config import Config, Detect
 from core.datasets import BUILTIN, Dataset, make_dataset
 from core.detectors import scan
@@ -36,6 +37,7 @@ from core.reexec import locate_nan
 from core.trace import (
     APPLICATION_ID,
     BLOCK,
+    FORMAT_VERSION,
     SCHEMA,
     TraceError,
     _reason,
@@ -61,8 +63,9 @@ class Recorder:
     def __init__(self, path: str | Path, cfg: Config, data: Dataset | None = None, *,
                  force: bool = False, every: int | None = None, block: int = BLOCK,
                  target: int = 0, commit_s: float = 1.0,
-                 knobs: kn.Schedule | None = None) -> None:
+                 knobs: kn.Schedule | None = None, sql_metrics: bool = False) -> None:
         self.path, self.cfg, self.commit_s = Path(path), cfg, commit_s
+        self.sql_metrics, self.sql_done = sql_metrics, 0  # rows of the SQL table written
         self.knobs: kn.Schedule = list(knobs or [])
         kn.check(cfg, self.knobs)
         data = data or make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
@@ -82,7 +85,7 @@ class Recorder:
         self.committed = 0
         self.discarded = False
         self._pending: Path | None = None
-        meta = {"format_version": 2 if self.knobs else 1, "config": json.dumps(cfg.to_dict()),
+        meta = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()),
                 "dataset": "builtin" if cfg.dataset in BUILTIN else "arrays", "rows": rows,
                 "inputs": data.X.shape[1], "n_classes": data.n_classes,
                 "dataset_sha256": dataset_digest(data), "checkpoint_every": self.every,
@@ -147,6 +150,8 @@ class Recorder:
                     con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
                                     [("X", *encode(data.X.astype("<f8"))),
                                      ("labels", *encode(data.labels.astype("<i8")))])
+                if self.sql_metrics:
+                    metrics_table.create(con, self.m.program.depth)
                 self._checkpoint(con)
                 con.commit()
             except BaseException:
@@ -271,6 +276,10 @@ class Recorder:
         rows = metrics_rows(replace(self.hist.view(start - base), start=start), per)
         self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [(start, self.pos - start, *r) for r in rows])
+        if self.sql_metrics and self.pos > self.sql_done:
+            new = self.hist.view(self.sql_done - base, self.pos - base)
+            metrics_table.insert(self.db, replace(new, start=self.sql_done))
+            self.sql_done = self.pos
 
     def _trim(self) -> None:
         """Drop rows the detectors will not read again."""

@@ -68,14 +68,27 @@ class Stepper:
         sizes = self.program.sizes
         flops = 6 * self.program.n * sum(sizes[i] * sizes[i + 1] for i in range(len(sizes) - 1))
         # re-executing K iterations should cost ~20 ms at ~1.5 GFLOP/s
-        self.every = checkpoint_every or max(1, min(1000, int(3e7 / max(flops, 1))))
+        # (a power of two, so continue blocks and checkpoint stretches line up)
+        self.every = checkpoint_every or 1 << max(0, min(10, int(np.log2(max(
+            1.0, 3e7 / max(flops, 1))))))
         self._chunk = self.every  # fast-path iterations between interrupt checks (~20 ms)
         self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
         self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
+        self._hi = -1  # >= every saved iteration (a shortcut for _base)
         # dense parameter snapshots of the last re-executed stretch, so that stepping
         # back across many iteration boundaries costs one materialization each
-        self._recent: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
-        self.max_recent = max(2, min(2048, int(16 * 2**20 / max(p_bytes, 1))))
+        # (flat parameter copies, as Machine.run_fast leaves them in `snaps`)
+        self._recent: OrderedDict[int, np.ndarray | dict[str, np.ndarray]] = OrderedDict()
+        self.max_recent = max(2, min(4096, int(16 * 2**20 / max(p_bytes, 1))))
+        # the fast path also snapshots every `snap_every` iterations (and the last one), so
+        # a back-step or a landing re-executes at most a few iterations (~0.4 ms of them)
+        per_it = 2e-5 * self.program.depth + flops / 5e10  # ~Python overhead + BLAS
+        if machine is not None:  # user code: no estimate; blocks of 256, no spaced snapshots
+            per_it = max(per_it, 0.2 / 256)
+        self.snap_every = int(4e-4 / per_it) if per_it < 4e-4 else 0
+        # a continue runs blocks of ~0.1 s (a power of two, 8..2048; per_it overestimates
+        # small nets ~2×): detectors and rules cost per block, a pause is polled between
+        self.block = 1 << max(3, min(11, int(np.log2(0.2 / per_it))))
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
         self.iteration = INIT
@@ -175,7 +188,7 @@ class Stepper:
             self._enter(target, 0)
 
     def run_until(self, stop: StopRule = _first, max_iters: int = 1_000_000,
-                  should_stop: Callable[[], bool] | None = None, block: int = 256,
+                  should_stop: Callable[[], bool] | None = None, block: int | None = None,
                   rule: BlockRule | None = None) -> Event | None:
         """Fast-run until `stop` picks an event among new ones; the cursor lands on it.
 
@@ -184,6 +197,7 @@ class Stepper:
         A `rule` (breakpoints) replaces `stop`: it is first asked about the rest
         of the cursor's own iteration, then about each block of new history.
         """
+        block = block or self.block
         start = max(self.iteration + 1, 0)
         end = start + max_iters
         if self.end is not None:
@@ -241,6 +255,7 @@ class Stepper:
             for k in [k for k in store if k > t or (store is self._frames and k == t)]:
                 del store[k]
         self.checkpoints[t] = state
+        self._hi = max((*self.checkpoints, *self._recent), default=-1)
         if not kn.changed(old, new):
             return None
         ev = kn.event(t, old, new)
@@ -292,6 +307,7 @@ class Stepper:
             frame = self._switch(i).materialize()
             self._observe_frame(frame)
             self._checkpoint()
+            self._remember(i, frame.params)  # the frame's own copy: a later step back is free
         self._frames[i] = frame
         if len(self._frames) > 4:
             self._frames.popitem(last=False)
@@ -314,32 +330,58 @@ class Stepper:
         if not self.checkpoints:
             self._switch(0).init()
             self._checkpoint()
-        base = self._base(i)
         backwards = self._active.pos > i
+        base = self._base(i)
+        gap = max(self.snap_every, 1)
+        if backwards and base == i > 0 and i - (below := self._base(i - 1)) > gap:
+            # i is saved but nothing just before it: re-run the stretch once from the
+            # state before it, leaving snapshots for the steps back that will follow
+            if (i - below) // gap <= self.max_recent:
+                base = below
         if backwards or base > self._active.pos:
             self._switch(base).restore(self._state(base), base)
-        dense = backwards and i - base <= self.max_recent
+        snap = self.snap_every
+        if backwards and not snap and i - base <= self.max_recent:
+            snap = 1  # big nets: every iteration of a short stretch
+        blocks: list[MetricsBlock] = []
         while (pos := self._active.pos) < i:
             if self.interrupted:
                 raise Interrupted(f"stopped at iteration {pos}")
-            nxt = pos + 1 if dense else min(i, (pos // self.every + 1) * self.every,
-                                            pos + self._chunk)
+            nxt = min(i, (pos // self.every + 1) * self.every, pos + self._chunk)
             m = self._switch(pos)
-            self._observe(m.run_fast(min(nxt, self._next_start(pos)) - pos))
+            m.snap_every = snap
+            blocks.append(m.run_fast(min(nxt, self._next_start(pos)) - pos))
+            for k, flat in getattr(m, "snaps", ()):
+                self._remember(k, flat)
             self._checkpoint()
-            if dense:
-                self._recent[m.pos] = m.snapshot()
-                if len(self._recent) > self.max_recent:
-                    self._recent.popitem(last=False)
+        if blocks:  # detectors scan the stretch once
+            self._observe(MetricsBlock.concat(blocks))
+
+    def _remember(self, k: int, state: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Keep the parameters at the start of iteration k among the recent states."""
+        self._recent[k] = state
+        self._recent.move_to_end(k)
+        self._hi = max(self._hi, k)
+        while len(self._recent) > self.max_recent:
+            self._recent.popitem(last=False)
 
     # hooks a replay overrides: where saved states come from, what to do with new metrics
     def _base(self, i: int) -> int:
-        """The latest saved iteration <= i."""
+        """The latest saved iteration <= i (a few dict probes when one is near)."""
+        for k in range(i, max(i - max(self.snap_every, 1) - 1, -1), -1):
+            if k in self._recent or k in self.checkpoints:
+                return k
+        pos = self._active.pos
+        if self._hi <= pos <= i:  # nothing saved beyond the machine: no restore needed
+            return pos
         return max((k for k in (*self.checkpoints, *self._recent) if k <= i), default=0)
 
     def _state(self, k: int) -> dict[str, np.ndarray]:
         """The parameters saved at the start of iteration k."""
-        return self._recent[k] if k in self._recent else self.checkpoints[k]
+        if k not in self._recent:
+            return self.checkpoints[k]
+        state = self._recent[k]
+        return self._active.state_of(state) if isinstance(state, np.ndarray) else state
 
     def _observe(self, block: MetricsBlock) -> None:
         """Metrics the fast path just computed: extend the history past its end."""
@@ -364,6 +406,7 @@ class Stepper:
         starts = {s for s, _ in self.knobs}
         if (m.pos % self.every == 0 or m.pos in starts) and m.pos not in self.checkpoints:
             self.checkpoints[m.pos] = m.snapshot()
+            self._hi = max(self._hi, m.pos)
             if len(self.checkpoints) > self.max_checkpoints:  # thin: double the spacing
                 self.every *= 2
                 for k in [k for k in self.checkpoints if k % self.every and k not in starts]:

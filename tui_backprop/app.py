@@ -8,19 +8,32 @@ so that it works over SSH and lets the terminal select and copy text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.screen import Screen
+from textual.widgets import Static
 
 from core.config import Config
-from core.datasets import Dataset
-from tui_backprop.screens import HelpScreen, MainScreen
+
+# NumPy, the engine and the screens load after the first frame of a command-line launch
+# (StartScreen): the first paint costs about what a bare Textual app's does.
+
+
+class StartScreen(Screen):
+    """The first frame of a launch: what is being built, while NumPy and the engine load."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.text)
 
 
 class SafeCommandPalette(CommandPalette):
@@ -41,16 +54,45 @@ class BackpropApp(App[int]):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, source: Any, *, label: str, title: str | None = None) -> None:
+    def __init__(self, source: Any, *, label: str, title: str | None = None,
+                 build: Callable[[], tuple[Any, str]] | None = None) -> None:
+        """`build` (instead of a source) returns (source, label) after the first frame."""
         super().__init__()
         self.source = source
         self.label = label
         self.title = title or f"tui-backprop: {label}"
+        self._build = build
+        self.error: Exception | None = None  # what `build` raised, if it failed
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.source, self.label))
+        if self._build is None:
+            self._show_main()
+        else:
+            self.push_screen(StartScreen(f"tui-backprop: building {self.label} …"))
+            self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
+        assert self._build is not None
+        try:
+            self.source, self.label = self._build()
+        except Exception as exc:  # bad input (a dataset file...): run_app re-raises it
+            self.error = exc
+            self.exit(2)
+            return
+        self.title = f"tui-backprop: {self.label}"
+        self._show_main()
+
+    def _show_main(self) -> None:
+        from tui_backprop.screens import MainScreen
+
+        if isinstance(self.screen, StartScreen):
+            self.switch_screen(MainScreen(self.source, self.label))
+        else:
+            self.push_screen(MainScreen(self.source, self.label))
 
     def action_help(self) -> None:
+        from tui_backprop.screens import HelpScreen, MainScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(MainScreen.BINDINGS + self.BINDINGS, MainScreen.PALETTE))
 
@@ -61,6 +103,8 @@ class BackpropApp(App[int]):
     async def action_quit(self) -> None:
         """Quit now, whatever runs: the engine stops at its next chunk (~20-50 ms), so the
         worker thread the process waits for at exit ends at once (see Stepper.interrupt)."""
+        from tui_backprop.screens import MainScreen
+
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.action_pause()  # a running worker stops at its next block
@@ -71,6 +115,8 @@ class BackpropApp(App[int]):
         self.exit(0)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        from tui_backprop.screens import MainScreen
+
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
             for title, help_text, action in MainScreen.PALETTE:
@@ -83,11 +129,11 @@ def live_label(cfg: Config, program: Any) -> str:
     return f"live {cfg.dataset} {net}"
 
 
-def live_app(cfg: Config, data: Dataset | None = None) -> BackpropApp:
-    """The app over a fresh live Stepper of `cfg` (on `data` when already loaded)."""
+def live_app(cfg: Config) -> BackpropApp:
+    """The app over a fresh live Stepper of `cfg`."""
     from core.stepper import Stepper
 
-    stepper = Stepper(cfg, data)
+    stepper = Stepper(cfg)
     return BackpropApp(stepper, label=live_label(cfg, stepper.program))
 
 
@@ -98,10 +144,23 @@ def replay_app(source: Any, name: str | None = None) -> BackpropApp:
     return BackpropApp(source, label=f"replay: {name}", title=f"replay: {name}")
 
 
-def run_app(cfg: Config, mouse: bool = False, data: Dataset | None = None) -> int:
-    """Open the app on a live run of `cfg`; returns the exit status."""
-    app = live_app(cfg, data)
+def run_app(cfg: Config, mouse: bool = False) -> int:
+    """Open the app on a live run of `cfg`; returns the exit status.
+
+    The Stepper (and NumPy with it) is built after the first frame is painted, once
+    the dataset is loaded and the run's memory footprint checked (options.checked_data).
+    """
+    def build() -> tuple[Any, str]:
+        from core.stepper import Stepper
+        from tui_backprop.options import checked_data
+
+        stepper = Stepper(cfg, checked_data(cfg))
+        return stepper, live_label(cfg, stepper.program)
+
+    app = BackpropApp(None, label=f"live {cfg.dataset}", build=build)
     app.run(mouse=mouse)
+    if app.error is not None:
+        raise app.error
     return app.return_code or 0
 
 

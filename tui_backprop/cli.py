@@ -2,6 +2,10 @@
 
 Bad input of any kind ends here as one line `error: ...` on stderr and exit
 status 2 — never a traceback, never a half-written file.
+
+NumPy, the engine and the app are imported by the commands that need them, not
+here: `--help` and `presets` answer at the cost of a bare argparse script, and
+BLAS threads can still be chosen (`--threads`) before NumPy loads.
 """
 
 from __future__ import annotations
@@ -11,19 +15,20 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.config import Config, ConfigError
-from core.datasets import Dataset, DatasetError
 from core.limits import MAX_ITERATION, LimitError, kind_of
-from core.trace import TraceError
-from core.user.loader import UserError
-from tui_backprop.options import add_run_options, run_from_args
+from tui_backprop.options import add_run_options, config_from_args, run_from_args
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# errors that are the user's input, by module: checked only if that module was loaded
+INPUT_ERRORS = (("core.datasets", "DatasetError"), ("core.trace", "TraceError"),
+                ("core.user.loader", "UserError"))
 
 
 class UsageError(Exception):
@@ -67,6 +72,10 @@ def check_target(path: str, force: bool) -> None:
 
 def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:
     """Write atomically: a temp file in the same folder, renamed over the target."""
+    import tempfile
+
+    import numpy as np
+
     check_target(path, force)
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
@@ -85,7 +94,7 @@ def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def live_export(cfg: Config, iteration: int, data: Dataset | None = None) -> dict[str, np.ndarray]:
+def live_export(cfg: Config, iteration: int, data: Any = None) -> dict[str, np.ndarray]:
     """Every named matrix of one iteration of a live run (see export_progress.run_to)."""
     from tui_backprop.export_progress import run_to
 
@@ -95,27 +104,32 @@ def live_export(cfg: Config, iteration: int, data: Dataset | None = None) -> dic
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    # plain text: rich alone costs more start-up than the whole budget of this command
+    import shutil
+    import textwrap
 
-    from core.datasets import make_dataset
+    from core.dataset_names import SHAPES
     from core.presets import DEFAULT_PRESET, PRESETS, preset_config
 
-    table = Table(title="presets (tui-backprop run --preset NAME)", title_justify="left",
-                  expand=True)
-    table.add_column("name", no_wrap=True)
-    table.add_column("network", no_wrap=True)
-    table.add_column("settings", ratio=1)
-    table.add_column("story", ratio=2)
+    width = max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
+    print("presets (tui-backprop run --preset NAME)\n")
     for name, preset in PRESETS.items():
         cfg = preset_config(name)
-        data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
-        net = "-".join(str(w) for w in (data.X.shape[1], *cfg.hidden, data.n_classes))
+        if cfg.dataset in SHAPES:
+            d, k = SHAPES[cfg.dataset]
+        else:  # a file: load it to know its width
+            from core.datasets import make_dataset
+
+            data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
+            d, k = data.X.shape[1], data.n_classes
+        net = "-".join(str(w) for w in (d, *cfg.hidden, cfg.outputs or k))
         knobs = [f"lr={cfg.lr:g}"] + [f"{k}={v}" for k, v in preset.changes.items()
                                       if k not in ("hidden", "lr", "dataset")]
-        table.add_row(name + ("\n(default)" if name == DEFAULT_PRESET else ""),
-                      f"{net}\n{cfg.dataset}", " ".join(knobs), preset.summary)
-    Console().print(table)
+        head = f"{name}{' (default)' if name == DEFAULT_PRESET else ''}  ·  {net} " \
+               f"{cfg.dataset}  ·  {' '.join(knobs)}"
+        print(textwrap.fill(head, width, subsequent_indent="    "))
+        print(textwrap.fill(preset.summary, width, initial_indent="    ",
+                            subsequent_indent="    "))
     return 0
 
 
@@ -138,8 +152,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from tui_backprop.app import run_app
 
-    cfg, data = run_from_args(args)
-    return run_app(cfg, mouse=args.mouse, data=data)
+    return run_app(config_from_args(args), mouse=args.mouse)
 
 
 def non_negative(text: str) -> int:
@@ -157,6 +170,8 @@ def non_negative(text: str) -> int:
 def build_parser() -> Parser:
     p = Parser(prog="tui-backprop",
                description="Step through backpropagation of a small MLP in the terminal.")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="BLAS threads for NumPy (default 1; any position on the line)")
     sub = p.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     run = sub.add_parser("run", help="open the app on a live run (the default command)")
     add_run_options(run)
@@ -174,6 +189,9 @@ def build_parser() -> Parser:
     exp.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
     exp.set_defaults(func=cmd_export)
     _add_trace_commands(sub)
+    from tui_backprop.compare_cli import add_compare_commands  # diff, metrics
+
+    add_compare_commands(sub, add_run_options)
     from tui_backprop.user_cli import add_user_commands  # check / debug FILE.py (issue 9)
 
     add_user_commands(sub)
@@ -189,8 +207,47 @@ def _add_trace_commands(sub: argparse._SubParsersAction) -> None:
     add_trace_commands(sub, add_run_options)
 
 
+def is_input_error(exc: BaseException) -> bool:
+    """Bad input (printed as one line), as opposed to a bug (a traceback)."""
+    if isinstance(exc, (UsageError, ConfigError, LimitError)):
+        return True
+    return any(isinstance(exc, getattr(sys.modules[mod], name))
+               for mod, name in INPUT_ERRORS if mod in sys.modules)
+
+
+def take_threads(argv: list[str]) -> list[str]:
+    """Remove `--threads N` (anywhere) and cap BLAS threads before NumPy is imported.
+
+    Default 1: on a small shared machine a second OpenBLAS thread made a
+    784-512-10 iteration 2-4× slower (benchmarks/bench_fastpath.py); an explicit
+    OPENBLAS_NUM_THREADS in the environment is kept unless --threads is given.
+    """
+    threads = None
+    rest: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a == "--threads" or a.startswith("--threads="):
+            value = a.partition("=")[2] if "=" in a else next(it, "")
+            if not value.isdigit() or int(value) < 1:
+                raise UsageError(f"--threads needs a positive integer, got {value!r}")
+            threads = value
+        else:
+            rest.append(a)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if threads is not None:
+            os.environ[var] = threads
+        else:
+            os.environ.setdefault(var, "1")
+    return rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = take_threads(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     try:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -200,15 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["run", *argv])
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
-    except (UsageError, ConfigError, DatasetError, TraceError, LimitError, UserError) as exc:
+    except Exception as exc:
+        if isinstance(exc, BrokenPipeError):  # `tui-backprop info RUN | head`: reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        if not is_input_error(exc):
+            raise
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `tui-backprop info RUN | head`: the reader left, not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

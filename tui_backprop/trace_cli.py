@@ -20,15 +20,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from core.recorder import Recorder
-from core.replay import Replay
-from core.trace import TraceError, TraceReader
 from tui_backprop.cli import export_names, non_negative
 from tui_backprop.options import run_from_args
+
+if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
+    import numpy as np
+
+    from core.recorder import Recorder
+    from core.replay import Replay
+    from core.trace import TraceReader
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,6 +55,9 @@ def add_trace_commands(sub: argparse._SubParsersAction,
     rec.add_argument("--checkpoint-every", type=positive, metavar="K",
                      help="parameters saved every K iterations (default: from the net size, "
                           "so any iteration re-materializes in ~25 ms)")
+    rec.add_argument("--sql-metrics", action="store_true",
+                     help="also write the `metrics` SQL table (~73 more bytes/iteration): "
+                          "sqlite3 RUN 'select iteration, loss from metrics'")
     rec.set_defaults(func=cmd_record)
     info = sub.add_parser("info", help="describe a saved trace")
     info.add_argument("run", metavar="RUN")
@@ -73,13 +78,15 @@ def add_trace_commands(sub: argparse._SubParsersAction,
 
 # ---------------------------------------------------------------------- record
 def cmd_record(args: argparse.Namespace) -> int:
+    from core.recorder import Recorder
+
     cfg, data = run_from_args(args, frames=1)
     stopped: list[int] = []  # Ctrl-C (or SIGTERM) only sets a flag: the loop stops cleanly
     old = {s: signal.signal(s, lambda signum, frame: stopped.append(signum))
            for s in STOP_SIGNALS}
     try:
         rec = Recorder(args.out, cfg, data, force=args.force, every=args.checkpoint_every,
-                       target=args.iterations)
+                       target=args.iterations, sql_metrics=args.sql_metrics)
         _record_with_progress(rec, args.iterations, lambda: bool(stopped))
         rec.close("interrupted" if stopped else "complete")
     finally:
@@ -166,6 +173,8 @@ def _num(v: float) -> float | None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from core.trace import TraceReader
+
     with TraceReader(args.run) as tr:
         info = summary(tr)
     if args.json:
@@ -210,6 +219,7 @@ def _fmts(vs: list[float | None]) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Every checksum of a trace; the first damaged part is the one `error:` line."""
+    from core.trace import TraceReader
     from core.trace_check import verify
 
     with TraceReader(args.run) as tr:
@@ -223,6 +233,9 @@ def _open_at(path: str, iteration: int | None, op: str | int | None = None) -> R
 
     An op without an iteration means that op of iteration 0.
     """
+    from core.replay import Replay
+    from core.trace import TraceError
+
     rp = Replay(path)
     if op is not None and iteration is None:
         iteration = 0
@@ -246,6 +259,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         from tui_backprop.app import run_replay
     except ImportError:
+        from core.trace import TraceError
+
         rp.close()
         raise TraceError("replay needs the app (tui_backprop.app), which is not installed"
                          ) from None
@@ -255,6 +270,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def trace_export(path: str, iteration: int | None) -> dict[str, np.ndarray]:
     """The arrays `export` writes for one recorded iteration: bit-identical to a live run."""
     if iteration is None:
+        from core.trace import TraceError
+
         raise TraceError("export needs --iteration I")
     rp = _open_at(path, iteration)
     try:

@@ -15,10 +15,12 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.user.check import MAX_ENTRIES, THRESHOLD, CheckReport, ParamResult, run_check
-from core.user.loader import TIME_LIMIT, UserError, load
-from core.user.session import resolve_data
+from core.user.limits import MAX_ENTRIES, THRESHOLD, TIME_LIMIT
+
+if TYPE_CHECKING:  # the commands load them: `--help` stays NumPy-free
+    from core.user.check import CheckReport, ParamResult
 
 
 def _iterations(text: str) -> list[int]:
@@ -109,8 +111,10 @@ def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_record_user(args: argparse.Namespace) -> int:
     from core.config import Config
+    from core.user.loader import UserError, load
     from core.user.machine import UserMachine
     from core.user.recording import record, save
+    from core.user.session import resolve_data
 
     if Path(args.out).exists() and not args.force:
         raise UserError(f"{args.out} exists; pass --force to overwrite it")
@@ -139,6 +143,10 @@ def cmd_replay_user(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from core.user.check import run_check
+    from core.user.loader import load
+    from core.user.session import resolve_data
+
     prog = load(args.file, time_limit=args.time_limit)
     seed = prog.seed if args.seed is None else args.seed
     X, y = resolve_data(prog, args.dataset, seed)
@@ -204,7 +212,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     return run_debug(args)
 
 
-__all__ = ["UserError", "add_user_commands", "cmd_check", "cmd_debug", "print_report"]
+__all__ = ["add_user_commands", "cmd_check", "cmd_debug", "print_report"]
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience

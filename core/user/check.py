@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.user import diagnose as dg
+from core.user.limits import MAX_ENTRIES, THRESHOLD  # noqa: F401  (re-exported)
 from core.user.loader import UserError, UserProgram, check_grads, check_loss
 from core.user.session import copy_params, init_params, train_step
 
-THRESHOLD = 1e-5
 EPS = 1e-5
 NOISE = 10.0  # roundoff of (L(w+ε) − L(w−ε))/2ε is up to ~ this × ε_mach × |L| / ε
 SCALE_FLOOR = 1e-3
-MAX_ENTRIES = 32  # entries checked per sampled parameter (2 loss calls each)
 FULL = 64  # parameters up to this size are checked entry by entry
 
 

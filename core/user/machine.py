@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,8 +254,9 @@ class UserMachine:
               error: str) -> None:
         ops: list[Op] = []
         outs: list[np.ndarray] = []
+        short = Path(self.prog.display).name  # the op card is narrow: the file's name, no dirs
         for rec in records:
-            where = f"{self.prog.display}:{rec.line}" if rec.line else f"{self.prog.display}"
+            where = f"{short}:{rec.line}" if rec.line else short
             text = self.lines[rec.line].text if rec.line in self.lines else "return value"
             if rec.func not in ("loss", "backward", "update", "init"):
                 where += f" in {rec.func}()"

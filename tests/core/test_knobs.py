@@ -14,7 +14,7 @@ from core.presets import preset_config
 from core.recorder import Recorder
 from core.replay import Replay
 from core.stepper import INIT, Stepper
-from core.trace import TraceError, TraceReader
+from core.trace import FORMAT_VERSION, TraceError, TraceReader
 
 CFG = Config(hidden=(4,), lr=0.5, bias=True, limit=60)
 
@@ -167,7 +167,7 @@ def test_trace_round_trip_with_knobs(tmp_path) -> None:
     rec.run(120)
     rec.close()
     with TraceReader(path) as tr:
-        assert tr.knobs == s.knobs and tr.meta["format_version"] == "2"
+        assert tr.knobs == s.knobs and tr.meta["format_version"] == str(FORMAT_VERSION)
         live, saved = s.history.view(0, 120), tr.history.view(0, 120)
         for name in ("loss", "acc", "lr", "grad_norm", "weight_norm"):
             assert np.array_equal(getattr(live, name), getattr(saved, name)), name
@@ -188,14 +188,14 @@ def test_trace_round_trip_with_knobs(tmp_path) -> None:
     rp.close()
 
 
-def test_a_trace_without_knobs_stays_format_1(tmp_path) -> None:
+def test_a_trace_without_knobs_has_no_knobs_entry(tmp_path) -> None:
     path = tmp_path / "plain.trace"
     rec = Recorder(path, CFG)
     rec.run(10)
     rec.close()
     with sqlite3.connect(path) as con:
         meta = dict(con.execute("SELECT key, value FROM meta"))
-    assert meta["format_version"] == "1" and "knobs" not in meta
+    assert meta["format_version"] == str(FORMAT_VERSION) and "knobs" not in meta
     with TraceReader(path) as tr:
         assert tr.knobs == []
 

@@ -20,7 +20,7 @@ from core.machine import SAT_EVERY, Machine
 from core.recorder import Recorder, scan_tail
 from core.replay import Replay
 from core.stepper import Stepper
-from core.trace import TraceError, TraceReader
+from core.trace import TraceError, TraceReader, encode_block
 
 SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)
 NAN_CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")
@@ -187,9 +187,9 @@ def test_replay_names_the_first_iteration_that_diverges(tmp_path: Path) -> None:
     with TraceReader(path) as tr:
         loss = tr.history.view(0, 200).loss.copy()
     loss[70] += 1e-12  # a recorded value this machine will not reproduce
-    data = loss[64:128].tobytes()  # as another machine might have recorded it
+    _, _, data, crc = encode_block(loss[64:128])  # as another machine might have recorded it
     _edit(path, "UPDATE blocks SET data = ?, crc = ? WHERE start = 64 AND name = 'loss'",
-          data, zlib.crc32(data))
+          data, crc)
     rp = Replay(path)
     rp.jump(60)
     rp.jump(100, "L")  # re-executed from the checkpoint at 96: 70 is not checked

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.codec import pack
 from core.config import Config
 from core.recorder import Recorder
 from core.replay import Replay
 from core.trace import FORMAT_VERSION, TraceError, TraceReader
 from tui_backprop import cli
 
+ALL_WRONG = pack(np.full(64, 65535, "<u2"))  # 65535 of N rows right, in every iteration
 CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")  # has events
 
 
@@ -58,6 +60,25 @@ def config_text(text: str) -> Callable[[Path], None]:
     return sql(f"UPDATE meta SET value = '{text}' WHERE key = 'config'")
 
 
+def reblob(name: str, start: int, change: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    """Replace a block's stored blob and fix its CRC: damage the checksum cannot see."""
+    def damage(path: Path) -> None:
+        con = sqlite3.connect(path)
+        (blob,) = con.execute("SELECT data FROM blocks WHERE name = ? AND start = ?",
+                              (name, start)).fetchone()
+        new = change(blob)
+        con.execute("UPDATE blocks SET data = ?, crc = ? WHERE name = ? AND start = ?",
+                    (new, zlib.crc32(new), name, start))
+        con.commit()
+        con.close()
+    return damage
+
+
+def deflate(data: bytes) -> bytes:
+    z = zlib.compressobj(1, zlib.DEFLATED, -15)  # a raw stream, as core/codec.py stores
+    return z.compress(data) + z.flush()
+
+
 def truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -75,13 +96,20 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
                          "WHERE key = 'format_version'"), "newer tui-backprop"),
     "missing table": (sql("DROP TABLE events"), "missing table 'events'"),
     "missing meta": (sql("DELETE FROM meta WHERE key = 'block_size'"), "block_size"),
-    "wrong dtype": (sql("UPDATE blocks SET dtype = '<f4' WHERE name = 'loss'"), "bytes do not"),
+    "wrong dtype": (sql("UPDATE blocks SET dtype = '<f4' WHERE name = 'loss'"),
+                    "dtype <f4, expected <f8"),
     "object dtype": (sql("UPDATE blocks SET dtype = '|O' WHERE name = 'loss'"),
                      "unsupported dtype"),
     "shape vs bytes": (sql("UPDATE checkpoints SET shape = '[2, 7]' WHERE name = 'W1'"),
                        "bytes do not"),
-    "short blob": (sql("UPDATE blocks SET data = substr(data, 1, 9) WHERE name = 'grad_norm'"),
+    "short blob": (sql("UPDATE checkpoints SET data = substr(data, 1, 9) WHERE name = 'W1'"),
                    "bytes do not"),
+    "short block": (sql("UPDATE blocks SET data = substr(data, 1, 9) WHERE name = 'grad_norm'"),
+                    "checksum"),
+    "short block, CRC fixed": (reblob("grad_norm", 0, lambda b: b[:9]), "block 0: "),
+    "block too long": (reblob("loss", 64, lambda b: b[:1] + deflate(bytes(1000))),
+                       "more than 512 bytes do not hold"),
+    "block codec": (reblob("loss", 0, lambda b: b"\x07" + b[1:]), "not a compressed"),
     "text blob": (sql("UPDATE blocks SET data = 'abc' WHERE name = 'loss'"), "not a blob"),
     "bad shape": (sql("UPDATE blocks SET shape = '[64, -1]' WHERE name = 'grad_norm'"),
                   "bad shape"),
@@ -108,8 +136,8 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "unknown event kind": (sql("UPDATE events SET kind = 'boom'"), "bad event row"),
     "negative meta": (sql("UPDATE meta SET value = '-3' WHERE key = 'checkpoint_every'"),
                       "checkpoint_every"),
-    "accuracy count": (sql(f"UPDATE blocks SET data = x'{'ff' * 128}', dtype = '<u2', "
-                           f"crc = {zlib.crc32(bytes([255]) * 128)} "
+    "accuracy count": (sql(f"UPDATE blocks SET data = x'{ALL_WRONG.hex()}', dtype = '<u2', "
+                           f"crc = {zlib.crc32(ALL_WRONG)} "
                            "WHERE name = 'correct' AND start = 0"), "counts out of range"),
     "flipped value": (sql("UPDATE blocks SET data = zeroblob(length(data)) "
                           "WHERE name = 'weight_norm' AND start = 128"), "checksum"),

@@ -22,10 +22,6 @@ from core.breakpoints import BreakpointList
 from core.config import Config
 from core.datasets import Dataset
 from core.detectors import Event
-from core.trace import TraceError
-from tui_backprop.screens.breakpoints import BreakpointsScreen
-from tui_backprop.screens.knobs import KnobsScreen
-from tui_backprop.screens.save import SaveScreen
 from tui_backprop.view import FlagLine
 
 CONTROL_ACTIONS = {"breakpoints", "knobs", "save"}
@@ -87,6 +83,8 @@ class ControlMixin:
 
     # ------------------------------------------------------------------ actions
     def action_breakpoints(self) -> None:
+        from tui_backprop.screens.breakpoints import BreakpointsScreen  # loaded on first use
+
         def closed(_: None) -> None:
             n, on = len(self.breakpoints.items), len(self.breakpoints.active)
             self._say(f"{n} breakpoint{'s' * (n != 1)}, {on} on" if n else
@@ -95,6 +93,8 @@ class ControlMixin:
         self.app.push_screen(BreakpointsScreen(self.breakpoints, self.source), closed)
 
     def action_knobs(self) -> None:
+        from tui_backprop.screens.knobs import KnobsScreen
+
         src = self.source
         if self.running:  # the palette does not grey actions: the job owns the stepper
             return self.app.bell()
@@ -111,6 +111,8 @@ class ControlMixin:
         self.app.push_screen(KnobsScreen(src, apply))
 
     def action_save(self) -> None:
+        from tui_backprop.screens.save import SaveScreen
+
         src = self.source
         if self.running:
             return self.app.bell()
@@ -134,6 +136,8 @@ class ControlMixin:
     def _save(self, path: Path, force: bool, cfg: Config, knobs: kn.Schedule, data: Dataset,
               n: int) -> None:
         """Record in a thread from copies of the session's inputs: never touches the stepper."""
+        from core.trace import TraceError  # the trace layer loads only when saving
+
         worker = get_current_worker()
         try:
             from core.recorder import Recorder  # sqlite & co. load only when saving

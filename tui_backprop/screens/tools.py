@@ -20,8 +20,6 @@ from typing import Any
 from textual.binding import Binding
 from textual.containers import Grid
 
-from tui_backprop import investigate as inv
-from tui_backprop.screens.gradcheck import GradcheckScreen
 from tui_backprop.screens.layout import Plan
 from tui_backprop.widgets import MatrixPanel, PlotextPlot
 from tui_backprop.widgets.tools import BoundaryView, DiagramView, DrillPane
@@ -101,12 +99,17 @@ class ToolsMixin:
         panel = self._cursor_panel()
         drill = self.query_one(DrillPane)
         if panel is not None and panel.data is not None and panel.cursor is not None:
+            from tui_backprop import investigate as inv  # tools load on first use
+
             terms = 2 if self.size.width < 110 else (3 if self.size.width < 160 else 4)
             drill.show(inv.drill(src, panel.data, panel.cursor, terms))
-        if self.tool == "boundary":
-            self.query_one(BoundaryView).show(inv.boundary_spec(src))
-        elif self.tool == "diagram":
-            self.query_one(DiagramView).show(inv.diagram(src))
+        if self.tool in ("boundary", "diagram"):
+            from tui_backprop import investigate as inv
+
+            if self.tool == "boundary":
+                self.query_one(BoundaryView).show(inv.boundary_spec(src))
+            else:
+                self.query_one(DiagramView).show(inv.diagram(src))
 
     def _relayout(self) -> None:
         self.layout_tools(self.plan)
@@ -138,6 +141,8 @@ class ToolsMixin:
         panel.action_toggle_cursor()
 
     def action_gradcheck(self) -> None:
+        from tui_backprop.screens.gradcheck import GradcheckScreen
+
         self.app.push_screen(GradcheckScreen(self.source))
 
     def _toggle(self, tool: str) -> None:

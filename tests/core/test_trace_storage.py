@@ -1,0 +1,126 @@
+"""Trace storage: compressed metric blocks, old formats, the optional SQL metrics table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from core.codec import pack, unpack
+from core.config import Config
+from core.machine import SAT_EVERY
+from core.metrics_table import column_names
+from core.recorder import Recorder
+from core.replay import Replay
+from core.stepper import Stepper
+from core.trace import FORMAT_VERSION, TraceReader
+
+DATA = Path(__file__).parent / "data"
+SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)
+NAN_CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(st.sampled_from(["<f8", "<f4", "|u1", "<u2", "<u4", "<i8"]),
+                  hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=40)),
+       st.integers(0, 2))
+def test_codec_round_trips_every_bit(arr: np.ndarray, order: int) -> None:
+    back = unpack(pack(arr, order), arr.dtype.str, arr.shape)  # NaN payloads, -0.0, inf too
+    assert back.shape == arr.shape and back.dtype == arr.dtype
+    assert back.tobytes() == arr.tobytes()
+
+
+def raw_blocks(path: Path) -> dict[str, np.ndarray]:
+    """Metric columns of an old (raw) trace, decoded here without the reader."""
+    con = sqlite3.connect(path)
+    cols: dict[str, list[np.ndarray]] = {}
+    for name, dtype, shape, data in con.execute(
+            "SELECT name, dtype, shape, data FROM blocks ORDER BY start"):
+        cols.setdefault(name, []).append(np.frombuffer(data, dtype).reshape(json.loads(shape)))
+    con.close()
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+@pytest.mark.parametrize("name,version", [("format1.trace", "1"), ("format2.trace", "2")])
+def test_old_format_traces_still_open(name: str, version: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    shutil.copy(DATA / name, path)  # written by the recorder before format 3
+    raw = raw_blocks(path)
+    with sqlite3.connect(path) as con:
+        assert dict(con.execute("SELECT key, value FROM meta"))["format_version"] == version
+    with TraceReader(path) as tr:
+        h = tr.history.view()
+        assert tr.n == len(raw["loss"]) and tr.version == int(version)
+        assert np.array_equal(h.loss, raw["loss"])
+        assert np.array_equal(h.grad_norm, raw["grad_norm"])
+        assert np.array_equal(h.weight_norm, raw["weight_norm"])
+        assert np.array_equal(h.acc, raw["correct"] * (1.0 / tr.batch_rows(0, tr.n)))
+        assert np.array_equal(h.saturation[::SAT_EVERY], raw["saturation"])
+        assert (version == "2") == bool(tr.knobs)
+    rp = Replay(path)
+    rp.jump(rp.n - 1, "dL/dW1")
+    assert rp.value.shape == rp.program.ops[rp.op_index(rp.n - 1, "dL/dW1")].shape
+    rp.close()
+
+
+def record(path: Path, cfg: Config, n: int, **kw) -> Path:
+    rec = Recorder(path, cfg, target=n, **kw)
+    rec.run(n)
+    rec.close()
+    return path
+
+
+def test_new_traces_are_format_3_and_their_blocks_are_compressed(tmp_path: Path) -> None:
+    path = record(tmp_path / "run.trace", SEED_CFG, 5000, block=1024)
+    with sqlite3.connect(path) as con:
+        version = dict(con.execute("SELECT key, value FROM meta"))["format_version"]
+        stored = con.execute("SELECT sum(length(data)) FROM blocks").fetchone()[0]
+    assert version == str(FORMAT_VERSION) == "3"
+    with TraceReader(path) as tr:
+        h = tr.history.view()
+        raw = h.loss.nbytes + h.grad_norm.nbytes + h.weight_norm.nbytes + tr.n  # + 1 B counts
+        live = Stepper(SEED_CFG)
+        live.run_until(lambda ev: None, max_iters=5000)
+        for name in ("loss", "acc", "lr", "grad_norm", "weight_norm", "saturation"):
+            assert np.array_equal(getattr(h, name), getattr(live.history.view(), name),
+                                  equal_nan=True), name
+    assert stored < 0.5 * raw  # smooth metrics: second differences are small numbers
+
+
+@pytest.mark.parametrize("cfg", [SEED_CFG, NAN_CFG, Config(hidden=(4, 3), lr=0.5, bias=True)])
+def test_the_sql_metrics_table_holds_the_recorded_metrics(tmp_path: Path, cfg: Config) -> None:
+    path = record(tmp_path / "run.trace", cfg, 700, block=256, sql_metrics=True)
+    with TraceReader(path) as tr:
+        h, depth = tr.history.view(), tr.program.depth
+    con = sqlite3.connect(path)  # plain sqlite3: no code of ours reads the table
+    rows = con.execute("SELECT * FROM metrics ORDER BY iteration").fetchall()
+    names = [d[0] for d in con.execute("SELECT * FROM metrics LIMIT 0").description]
+    assert names == column_names(depth)
+    table = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
+    assert np.array_equal(table[:, 0], np.arange(700))
+    expect = np.column_stack([h.loss, h.acc, h.lr, h.grad_norm, h.weight_norm, h.saturation])
+    assert np.array_equal(table[:, 1:], expect, equal_nan=True)
+    cut = float(np.nanmedian(h.loss))
+    got = [r[0] for r in con.execute(f"select iteration, loss from metrics where loss > {cut!r}")]
+    assert got == np.flatnonzero(h.loss > cut).tolist() and got
+    con.close()
+
+
+def test_an_unclosed_recording_has_sql_rows_up_to_its_last_commit(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "run.trace", SEED_CFG, block=64, every=32, sql_metrics=True)
+    rec.run(100)
+    rec.commit()
+    rec.run(30)
+    con = sqlite3.connect(f"{(tmp_path / 'run.trace').as_uri()}?mode=ro", uri=True)
+    assert con.execute("SELECT count(*), max(iteration) FROM metrics").fetchone() == (100, 99)
+    con.close()
+    rec.close()
+    with TraceReader(tmp_path / "run.trace") as tr:
+        assert tr.n == 130
