@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from core.config import Config
+from tui_backprop import colorless
 
 # NumPy, the engine and the screens load after the first frame of a command-line launch
 # (StartScreen): the first paint costs about what a bare Textual app's does.
@@ -58,6 +59,8 @@ class BackpropApp(App[int]):
                  build: Callable[[], tuple[Any, str]] | None = None) -> None:
         """`build` (instead of a source) returns (source, label) after the first frame."""
         super().__init__()
+        if colorless.wanted():  # NO_COLOR / TERM=dumb: no colour escapes at all
+            colorless.install(self)
         self.source = source
         self.label = label
         self.title = title or f"tui-backprop: {label}"

@@ -20,7 +20,7 @@ from core.config import (
     load_toml,
 )
 from core.dataset_names import BUILTIN
-from core.presets import DEFAULT_PRESET, PRESETS, preset_config
+from core.presets import DEFAULT_PRESET, PRESETS, fitted_changes, preset_config
 
 # flag dest -> Config field
 FLAGS: dict[str, str] = {
@@ -82,6 +82,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, dest, None)
         if value is not None:
             changes[name] = value
+    if not args.preset and not args.config:  # no preset named: defaults that learn
+        changes = fitted_changes(changes)
     return Config.build(base, changes)
 
 

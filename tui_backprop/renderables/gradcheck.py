@@ -4,7 +4,7 @@ Pure Rich over an `investigate.GradcheckData`: a verdict in words and colour
 (PASS / FAIL, so NO_COLOR loses nothing) with the threshold it used, the worst
 entry, how many entries were checked or skipped, the worst few entries side by
 side, and the relative error of every checked entry as a heatmap (the matrix
-renderable; ✗ marks entries not sampled).
+renderable; · marks entries not sampled).
 """
 
 from __future__ import annotations
@@ -73,5 +73,6 @@ class GradcheckReport:
         room = height - len(lines) - 1
         if d is None or d.rel_error is None or room < 4:
             return
-        yield Text("relative error per entry (✗ = not sampled or skipped)", _DIM)
-        yield from console.render(MatrixHeatmap(d.rel_error), options.update(height=room))
+        yield Text("relative error per entry (· = not sampled, or skipped at a kink)", _DIM)
+        yield from console.render(MatrixHeatmap(d.rel_error, unsampled=True),
+                                  options.update(height=room))
