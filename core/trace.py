@@ -217,12 +217,12 @@ class TraceReader:
         if missing:
             raise TraceError(f"not a complete trace: missing table {missing[0]!r}")
         meta = dict(q("SELECT key, value FROM meta").fetchall())
+        if meta.get("kind", "builtin") == "user":  # validated by core/user/usertrace.py
+            raise TraceError("a trace of your own code (record FILE.py): this command reads "
+                             "built-in runs only; replay, info and metrics read it")
         check_meta(meta)  # every entry by type and range (core/trace_check.py)
         self.meta = meta
         version = self._int("format_version", 1)
-        if meta.get("kind", "builtin") == "user":  # format 4: core/user/usertrace.py
-            raise TraceError("a trace of your own code (record FILE.py): this command reads "
-                             "built-in runs only; replay, info and metrics read it")
         if version > FORMAT_VERSION:
             raise TraceError(f"written by a newer tui-backprop (format {version}; this version "
                              f"reads up to {FORMAT_VERSION}): upgrade to open it")
