@@ -1,4 +1,4 @@
-"""Metrics from rows of one flat arena [h_L | parameters | gradients] (trace format 4).
+"""Metrics from rows of one flat arena [h_L | h_L − y | params | grads] (trace format 5).
 
 With a full batch, an MSE loss and an L2 (or no) penalty, everything the fast
 path reports per iteration (loss, accuracy, per-layer ‖W‖ and ‖∇W‖, and with

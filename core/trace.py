@@ -6,17 +6,20 @@ metrics to check re-execution against, detector events, and the parameters
 every K iterations.  RNG state: none needed — batch order is a pure function of
 (seed, iteration), so a checkpoint is just the parameters.
 
-Format version 4.  Version 1 stored metric blocks raw; version 2 added the meta
+Format version 5.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/codec.py: second-order
 delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
-may hold the optional `metrics` table; version 4 has the same layout, but its
-metrics were computed with format 4's arithmetic (full-batch MSE runs sum the loss
-and norms over arena rows with np.add.reduceat, core/rows.py; bias gradients are
-a ones-vector product): replaying an older trace of such a run re-executes the
-new arithmetic and reports the divergence (core/replay.py).  All four are read.  Arrays are columns
-(dtype, shape, data, crc): a dtype from an allow-list, a JSON shape and a CRC-32
-of the stored bytes — never pickle.  Dataset and checkpoint data are raw
-little-endian bytes.
+may hold the optional `metrics` table.  Version 4 is a trace of the user's own code
+(meta kind = 'user' and a `source` table, read by core/user/usertrace.py):
+TraceReader refuses it in one line.  Version 5 (what built-in runs write now) has
+version 3's layout, but its metrics and parameters come from version 5's arithmetic
+(full-batch MSE runs sum the loss and norms over arena rows with np.add.reduceat,
+core/rows.py, fold the 1/N into the output sigmoid and apply an L2 penalty as a weight
+decay; bias gradients are a ones-vector product): replaying an older trace of such a
+run re-executes the new arithmetic and reports the divergence (core/replay.py).
+Versions 1, 2, 3 and 5 are read.  Arrays are columns (dtype, shape, data, crc): a
+dtype from an allow-list, a JSON shape and a CRC-32 of the stored bytes — never
+pickle.  Dataset and checkpoint data are raw little-endian bytes.
 
   meta(key TEXT PRIMARY KEY, value TEXT)      format_version, config (JSON), dataset
       ('builtin' | 'arrays'), rows, inputs, n_classes, dataset_sha256, checkpoint_every,
@@ -73,11 +76,13 @@ from core.config import Config, ConfigError
 from core.datasets import BUILTIN, MAX_CLASSES, Dataset
 from core.detectors import KINDS, Event
 from core.history import History, MetricsBlock
+from core.limits import LimitError, check_memory, footprint
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
+from core.trace_check import MetaError, check_meta
 
-FORMAT_VERSION = 4  # what this version writes and the newest it reads (1 to 3 still open)
-ARITHMETIC = 4  # traces from this version on were recorded with today's arithmetic
+FORMAT_VERSION = 5  # what built-in runs write, the newest read (1-3 still open; 4 = user)
+ARITHMETIC = 5  # traces from this version on were recorded with today's arithmetic
 COMPRESSED = 3  # metric blocks are core/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 16384  # iterations per metrics block: fewer, larger blocks open faster
@@ -184,7 +189,14 @@ class TraceReader:
                 kind = "cannot open read-only; a recording that was not closed needs its " \
                        "-wal file and a writable folder"
             raise TraceError(_line(f"{self.path}: {kind} ({msg})")) from None
-        except (ValueError, TypeError, KeyError, OverflowError, MemoryError) as exc:
+        except LimitError as exc:
+            raise TraceError(_line(f"{self.path}: {exc}")) from None
+        except MetaError as exc:
+            raise TraceError(_line(f"{self.path}: damaged trace: {exc}")) from None
+        except OSError as exc:  # permission denied, a folder gone, an I/O error
+            raise TraceError(_line(f"{self.path}: cannot read ({_reason(exc)})")) from None
+        except (ValueError, TypeError, KeyError, OverflowError, MemoryError,
+                RecursionError) as exc:
             raise TraceError(_line(f"{self.path}: damaged trace ({exc!s:.200})")) from None
 
     def _check_file(self) -> None:
@@ -211,6 +223,10 @@ class TraceReader:
         if missing:
             raise TraceError(f"not a complete trace: missing table {missing[0]!r}")
         meta = dict(q("SELECT key, value FROM meta").fetchall())
+        if meta.get("kind", "builtin") == "user":  # validated by core/user/usertrace.py
+            raise TraceError("a trace of your own code (record FILE.py): this command reads "
+                             "built-in runs only; replay, info and metrics read it")
+        check_meta(meta)  # every entry by type and range (core/trace_check.py)
         self.meta = meta
         version = self._int("format_version", 1)
         if version > FORMAT_VERSION:
@@ -233,6 +249,7 @@ class TraceReader:
         self.program = build_program(self.cfg, inputs, self.n_classes,
                                      rows if full else self.cfg.batch_size)
         self.rows = rows
+        check_memory(footprint(self.program, rows))  # a huge stored net: refused, named
         self._shapes = {p: self.program.param_shape(p) for p in self.program.params}
         self._dtype = np.dtype(self.cfg.dtype).newbyteorder("<").str
         self.version = version

@@ -32,7 +32,9 @@ def cell_index(shape: tuple[int, ...], row: int, col: int) -> tuple[int, ...]:
 
 def array_key(panel: PanelData) -> str | None:
     """The frame key of the array a panel shows (its cache key names it), None if pending."""
-    return None if panel.array is None else str(panel.cache_key[1])
+    if panel.array is None or panel.key == "":  # "" = a derived array (ΔW): nothing stored
+        return None
+    return str(panel.cache_key[1])
 
 
 # --------------------------------------------------------------------------- drill-down
@@ -48,6 +50,8 @@ def drill(src: Any, panel: PanelData, cell: tuple[int, int], terms: int) -> Dril
     if key is None:
         return None
     index = cell_index(tuple(panel.array.shape), *cell)
+    if panel.transposed:  # the panel shows h1ᵀ: its cell (i, j) is h1[j, i]
+        index = tuple(reversed(index))
     e = explain(src.machine, src.frame, key, index, terms=terms)
     it = "init" if src.iteration < 0 else f"it {src.iteration}"
     return DrillData(e, f"{it} · {panel.title}")
@@ -71,6 +75,7 @@ class GradcheckData:
     rel_error: np.ndarray | None = None
     rows: tuple[tuple[str, float, float, float], ...] = ()  # worst entries: index, a, n, err
     diagnosis: str = ""  # what kind of mistake a FAIL looks like (user code, core/user)
+    nonfinite: int = 0  # entries whose finite difference was NaN/Inf
 
 
 def gradcheck_key(src: Any) -> str:
@@ -104,7 +109,8 @@ def gradcheck_data(result: GradcheckResult, name: str, iteration: int, dtype: st
                          f"iteration {iteration}{f64}", "", result.passed,
                          result.max_rel_error, result.threshold,
                          f"{result.wrt}{idx_text(result.worst_index)}", result.checked,
-                         rel.size, result.skipped_kinks, result.eps, rel, rows)
+                         rel.size, result.skipped_kinks, result.eps, rel, rows,
+                         nonfinite=result.nonfinite)
 
 
 # --------------------------------------------------------------------------- decision boundary

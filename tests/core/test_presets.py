@@ -141,3 +141,39 @@ def test_scratch_mlp_loss_falls_slowly() -> None:
     assert np.all(np.isfinite(b.loss))
     assert b.loss[-1] < b.loss[0]  # measured 0.2566 -> 0.2446
     assert b.loss[-1] > 0.9 * b.loss[0]  # lr 1e-3 on a mean-reduced loss: slow
+
+
+def test_xor50_tanh_falls_then_jumps_by_a_fifth_and_is_flagged() -> None:
+    """The clear jump: loss falls, then rises >= 20% above its running minimum, with no
+    earlier rise, and the detectors flag it at the rise (derived from the run's metrics)."""
+    s = Stepper(preset_config("xor-50-tanh"))
+    ev = s.run_until(max_iters=400)
+    b = metrics("xor-50-tanh", 400)
+    best = np.minimum.accumulate(b.loss)
+    ratio = b.loss / best
+    up = int(np.flatnonzero(ratio >= 1.2)[0])  # first iteration 20% above the best so far
+    start = int(np.flatnonzero(b.loss[:up] == best[:up])[-1])  # the minimum it rose from
+    assert start >= 50 and b.loss[start] < 0.5 * b.loss[0]  # it learned first
+    assert ratio[:start + 1].max() == 1.0  # nothing rose before: no earlier spike
+    assert ev is not None and ev.kind == "spike" and start < ev.iteration <= up + 5, ev
+
+
+def test_runs_without_a_preset_get_defaults_that_learn() -> None:
+    from tui_backprop.cli import build_parser  # noqa: PLC0415
+    from tui_backprop.options import config_from_args  # noqa: PLC0415
+
+    argv = ["run", "--hidden", "50,50", "--activation", "relu", "--loss", "ce",
+            "--dataset", "spiral", "--batch-size", "32"]
+    cfg = config_from_args(build_parser().parse_args(argv))
+    assert (cfg.init, cfg.lr) == ("he", 0.1)
+    assert config_from_args(build_parser().parse_args([*argv, "--lr", "0.3"])).lr == 0.3
+    named = config_from_args(build_parser().parse_args([*argv, "--preset", "xor-3"]))
+    assert named.lr == preset_config("xor-3").lr  # a named preset is taken as it is
+    m = Machine(cfg)
+    m.init()
+    m.run_fast(5000)
+    h = m.X
+    for layer in (1, 2, 3):  # accuracy on every point, not just the last batch
+        h = h @ m.buf[f"W{layer}"] + m.buf[f"b{layer}"]
+        h = np.maximum(h, 0) if layer < 3 else h
+    assert (h.argmax(1) == m.labels).mean() >= 0.9

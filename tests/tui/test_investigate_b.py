@@ -64,7 +64,7 @@ def test_diagram_lights_the_ops_arrays() -> None:
     assert "▶ dL/dW1 ← • X, • dL/dz1" in out
     assert "▶ dL/dW1" in out.split("\n", 2)[2] and "• dL/dz1" in out and "• X" in out
     assert "X · 2" in out and "h1 · 3" in out and "W2 3×2" in out
-    assert "gradient flow, iterations 0–5" in out and "W1  ‖∇‖ " in out
+    assert "gradient flow, it 0–5: " in out and "W1  ‖∇‖ " in out  # the short head at 80
     assert "sat — (output layer)" in out
 
 
@@ -84,6 +84,12 @@ def test_gradcheck_report_in_words() -> None:
                              np.full((2, 3), 0.3), (("[0,0]", 1.0, 0.5, 0.3),))
     out = render(GradcheckReport(fail), 80, 16)
     assert "FAIL ✗" in out and "3.00e-01 > threshold 1e-05" in out and "[0,0]" in out
+    sampled = np.full((2, 3), np.nan)
+    sampled[0, 1] = 2e-9  # one entry checked, five not sampled
+    part = inv.GradcheckData("t", "", True, 2e-9, 1e-5, "W1[0,1]", 1, 6, 0, 1e-5, sampled,
+                             (("[0,1]", 1.0, 1.0, 2e-9),))
+    out = render(GradcheckReport(part), 80, 16)
+    assert "not sampled" in out and "NaN" not in out and "✗" not in out.split("FAIL")[0]
     na = render(GradcheckReport(inv.GradcheckData("t", "not applicable: z1 (forward)")))
     assert "not applicable: z1 (forward)" in na
 
@@ -114,9 +120,10 @@ async def test_the_cursor_scrolls_the_panel_to_stay_visible() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("n", "n", "n", "enter", "pagedown", "pagedown", "down")
-        panel = app.screen.query(MatrixPanel).first()
+        panel = next(p for p in app.screen.query(MatrixPanel) if p.cursor is not None)
+        assert panel.data.output
         r, _ = panel.cursor
-        assert r > 8 and panel.row <= r and panel.row > 0
+        assert r > 2 and panel.row <= r and panel.row > 0  # two pages of a 2-row panel
         assert f"h1[{r},0] = σ(z1[{r},0])" in screen_text(app)
         await pilot.press("end")
         assert panel.cursor[0] == 299 and "h1[299,0]" in screen_text(app)
@@ -188,7 +195,7 @@ async def test_boundary_without_colour_uses_glyphs() -> None:
         app.screen.refresh_view()
         await pilot.press("o")
         text = screen_text(app)
-        assert "[ ]0 [█]1 start of it 400 · acc " in text and "fill = prediction" in text
+        assert "[ ]0 [█]1 start of it 400 · acc " in text and "fill = predicted" in text
         assert "▀" in text or "▄" in text  # half-block pixels without colour
 
 

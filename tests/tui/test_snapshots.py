@@ -15,17 +15,20 @@ async def _wait_workers(pilot) -> None:
 
 
 def test_80x24_forward_pass(snap_compare) -> None:
-    """Compact layout at h1 of iteration 0: output h1 beside its input z1, chart waiting."""
+    """Compact layout at h1 of iteration 0: z1 = h1's factor beside it, the six overview
+    lines (four not computed yet), no chart before 2 iterations."""
     assert snap_compare(make_app(), press=["n"] * 3, terminal_size=(80, 24))
 
 
 def test_80x24_after_a_few_iterations(snap_compare) -> None:
-    """Compact layout in the backward phase of iteration 3, with the loss chart drawn."""
+    """Compact layout in the backward phase of iteration 3: factors, overview with ↶ marks,
+    and the 8-row loss chart."""
     assert snap_compare(make_app(), press=["i"] * 4 + ["p", "p"], terminal_size=(80, 24))
 
 
 def test_120x40_backward_pass(snap_compare) -> None:
-    """Wide layout: output, input and all six panels; dL/dW1 still pending at dL/dW2."""
+    """Wide layout at dL/dW2: h1ᵀ · dL/dz2 = dL/dW2 side by side, overview with mini heatmaps
+    (dL/dW1 from the previous iteration, marked ↶)."""
     assert snap_compare(make_app(), press=["i", "i", "p", "p", "n", "n", "n"],
                         terminal_size=(120, 40))
 

@@ -121,6 +121,12 @@ class DecisionBoundary:
             t.append(f"{self.caption} · ", _BOLD)
         t.append(f"acc {self.b.accuracy:.0%} · ")
         what = "colour" if not mono else "fill"
-        t.append(f"{what} = prediction, digits = points (true class)", _DIM)
-        t.append(f" · x {x0:.3g}…{x1:.3g}, y {y0:.3g}…{y1:.3g}", _DIM)
+        # the long explanation when it fits, else the short one: never cut mid-word
+        for text in (f"{what} = prediction, digits = points (true class) · x {x0:.3g}…"
+                     f"{x1:.3g}, y {y0:.3g}…{y1:.3g}",
+                     f"{what} = prediction, digits = points (true class)",
+                     f"{what} = predicted, digit = true class", f"{what}: predicted"):
+            if t.cell_len + len(text) <= width or text.endswith("predicted"):
+                t.append(text, _DIM)
+                break
         return t

@@ -124,9 +124,11 @@ class NetworkDiagram:
         if b <= a:
             return [Text("gradient flow: no iterations yet (i: next iteration, c: continue)",
                          _ROLE["dim"])]
-        head = Text(f"gradient flow, iterations {a}–{b - 1}: ‖∇W‖ · update ratio "
-                    "η‖∇W‖/‖W‖ · saturated share (sampled)", _ROLE["dim"], no_wrap=True,
-                    overflow="ellipsis")
+        long = (f"gradient flow, iterations {a}–{b - 1}: ‖∇W‖ · update ratio "
+                "η‖∇W‖/‖W‖ · saturated share (sampled)")
+        if len(long) > width:
+            long = f"gradient flow, it {a}–{b - 1}: ‖∇W‖ · η‖∇W‖/‖W‖ · saturated share"
+        head = Text(long, _ROLE["dim"], no_wrap=True, overflow="ellipsis")
         spark = max(4, (width - 4 - 3 * 16) // 3)
         out = [head]
         for f in d.flows:

@@ -36,7 +36,9 @@ class DrillDown:
         NaN's chain starts; 3 the other forms; 4 the chain's middle ("mid"); 5 notes.
         """
         if self.data is None:
-            return [(0, Text("no array under the cursor", _DIM), "")]
+            why = ("no stored array under the cursor (not computed yet, or derived like "
+                   "ΔW = new − old): the output panel explains its cells")
+            return [(0, Text(why, _DIM), "")]
         e = self.data.explanation
         head = Text()
         head.append(f"▸ {e.target}", _BOLD)

@@ -33,6 +33,7 @@ _NAN = Style(bold=True, reverse=True)
 _DIM = Style(dim=True)
 _UNIT = Style(bold=True, underline=True)
 _CURSOR = Style(bold=True, reverse=True)
+_MARK = Style(bold=True, underline=True)  # the row / column the cursor's element reads
 
 
 def fmt_value(v: float) -> str:
@@ -157,7 +158,8 @@ class MatrixHeatmap:
 
     def __init__(self, array: np.ndarray, *, row: int = 0, col: int = 0,
                  stats: Stats | None = None, max_height: int = 12,
-                 cursor: tuple[int, int] | None = None) -> None:
+                 cursor: tuple[int, int] | None = None,
+                 mark: tuple[str, int, int] | None = None, unsampled: bool = False) -> None:
         self.array = array
         self.grid, self.note = as_2d(array)
         self.stats = stats or Stats.of(array)
@@ -167,11 +169,16 @@ class MatrixHeatmap:
         self.row, self.col = row, col
         self.max_height = max_height
         self.cursor = cursor  # (row, col) of the drill-down cell cursor in the 2-D view
+        # the row / column / cell an output element under the cursor reads from this input
+        self.mark = mark
+        self.unsampled = unsampled  # NaN means "not sampled" (gradcheck), not a bad value
 
-    def at(self, row: int, col: int, cursor: tuple[int, int] | None = None) -> MatrixHeatmap:
+    def at(self, row: int, col: int, cursor: tuple[int, int] | None = None,
+           mark: tuple[str, int, int] | None = None) -> MatrixHeatmap:
         """The same matrix seen from another offset (statistics are shared, not redone)."""
         return MatrixHeatmap(self.array, row=row, col=col, stats=self.stats,
-                             max_height=self.max_height, cursor=cursor)
+                             max_height=self.max_height, cursor=cursor, mark=mark,
+                             unsampled=self.unsampled)
 
     # ------------------------------------------------------------------ geometry
     def label_width(self) -> int:
@@ -182,10 +189,15 @@ class MatrixHeatmap:
         rows, cols = self.grid.shape
         vis_c = max(1, (width - self.label_width() + 1) // STEP)
         head = 3 if height >= 9 and len(" ".join(self.stats.tokens(self.exp))) > width else 2
-        head = min(head, max(1, height - 1))  # tiny boxes drop the statistics first
+        if height <= 4:  # tiny boxes drop the statistics first (the overview has them)
+            head = 1
+        head = min(head, max(1, height - 1))
         avail = max(1, height - head)
         cut_c = cols > vis_c
-        vis_r = rows if rows <= avail and not cut_c else max(1, min(rows, avail - 1))
+        if height <= 4:  # no room for the "more rows" line: the title has the shape
+            vis_r = min(rows, avail)
+        else:
+            vis_r = rows if rows <= avail and not cut_c else max(1, min(rows, avail - 1))
         return head, vis_r, min(cols, vis_c)
 
     def clamp(self, width: int, height: int) -> tuple[int, int]:
@@ -198,7 +210,10 @@ class MatrixHeatmap:
     def _stats_lines(self, width: int, count: int) -> list[Text]:
         lines: list[Text] = []
         cur = ""
-        for tok in ([self.note] if self.note else []) + self.stats.tokens(self.exp):
+        tokens = self.stats.tokens(self.exp)
+        if self.unsampled:
+            tokens = [t for t in tokens if "NaN" not in t]
+        for tok in ([self.note] if self.note else []) + tokens:
             if cur and len(cur) + 2 + len(tok) > width:
                 lines.append(cur)
                 cur = ""
@@ -226,8 +241,27 @@ class MatrixHeatmap:
         if head > 1:
             yield from self._stats_lines(width, head - 1)
         new_line = Segment.line()
-        hdr = " " * lw + "".join(str(c).rjust(CELL_W) + " " for c in range(c0, c0 + vis_c))
-        yield Segment(hdr[:width], _DIM)
+        kind, mr, mc = self.mark or ("", -1, -1)
+        mark_r = mr if kind in ("row", "cell") else -1
+        mark_c = (mr if kind == "col" else mc) if kind in ("col", "cell") else -1
+        # each row's segments are merged where the style repeats (Segment.simplify): the
+        # terminal gets one escape sequence per run, not one per cell (bytes over SSH)
+        used = len(hdr0 := " " * lw)
+        row: list[Segment] = [Segment(hdr0, _DIM)]
+        for c in range(c0, c0 + vis_c):
+            label = ("▼" if c == mark_c and kind == "col" else "") + str(c)
+            cell_text = label.rjust(CELL_W) + " "
+            if used + len(cell_text) > width:
+                cell_text = cell_text[:max(0, width - used)]
+            used += len(cell_text)
+            row.append(Segment(cell_text, _CURSOR if c == mark_c and kind == "col" else _DIM))
+        if head <= 1 and self.exp:  # no statistics line: the unit goes on the header
+            unit = f"×1e{self.exp}"
+            if used + len(unit) > width:  # in place of the first column labels
+                row = [Segment(unit[:width], _UNIT)]
+            else:
+                row.append(Segment(unit, _UNIT))
+        yield from Segment.simplify(row)
         yield new_line
         window = self.grid[r0:r0 + vis_r, c0:c0 + vis_c].astype(float, copy=False)
         scale = self.stats.scale
@@ -239,15 +273,23 @@ class MatrixHeatmap:
         cur_r, cur_c = self.cursor if self.cursor else (-1, -1)
         for i, values in enumerate(window.tolist()):
             here = r0 + i == cur_r
-            yield Segment(str(r0 + i).rjust(lw - 1) + (">" if here else " "),
-                          _CURSOR if here else _DIM)
+            marked_row = r0 + i == mark_r and kind == "row"
+            label = str(r0 + i).rjust(lw - 1) + (">" if here else ("▶" if marked_row else " "))
+            row = [Segment(label, _CURSOR if here or marked_row else _DIM)]
             for j, v in enumerate(values):
-                text, style = self._cell(v, scale, unit, styles)
-                if here and c0 + j == cur_c:  # ▸value◂ in reverse video: readable in mono too
-                    yield Segment("▸" + text[1:] + "◂", _CURSOR)
+                if self.unsampled and v != v:
+                    row += [Segment("      ·", _DIM), Segment(" ")]
                     continue
-                yield Segment(text, style)
-                yield Segment(" ")
+                text, style = self._cell(v, scale, unit, styles)
+                if (here and c0 + j == cur_c) or (kind == "cell" and r0 + i == mark_r
+                                                  and c0 + j == mark_c):
+                    # ▸value◂ in reverse video: readable in mono too
+                    row.append(Segment("▸" + text[1:] + "◂", _CURSOR))
+                    continue
+                if marked_row or (kind == "col" and c0 + j == mark_c):
+                    style = (style or Style()) + _MARK
+                row += [Segment(text, style), Segment(" ")]
+            yield from Segment.simplify(row)
             yield new_line
         below, right = rows - r0 - vis_r, cols - c0 - vis_c
         marks = [f"↑{r0}"] if r0 else []

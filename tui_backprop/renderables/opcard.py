@@ -1,7 +1,8 @@
-"""OpCard: the current op — phase, formula, inputs and shapes → output shape.
+"""OpCard: the current op — phase, formula, scalars used, factors and shapes → output.
 
 Pure Rich over a `view.OpCardData`.  Up to three lines, as many as its box has:
-the formula line, the shapes line, then the phase strip with a window of the
+the formula line, the scalars-and-factors line (on the first screen: what to
+press), then the phase strip with a window of the
 op sequence around the cursor (done · current · pending).
 """
 
@@ -36,21 +37,43 @@ class OpCard:
             line.append(right, _DIM)
         return line
 
-    def shapes_line(self) -> Text:
+    def shapes_line(self, width: int = 1 << 16) -> Text:
+        """What to press on the first screen; else the scalars used, then the factors.
+
+        When the line is too long the factors lose their shapes, then go (the
+        panels show them); the scalars stay.
+        """
+        d = self.data
+        if d.hint:
+            return Text(d.hint, _BOLD, no_wrap=True, overflow="ellipsis")
+        for shapes, factors in ((True, True), (False, True), (False, False)):
+            line = self._shapes(shapes, factors)
+            if line.cell_len <= width:
+                return line
+        return line
+
+    def _shapes(self, shapes: bool, factors: bool) -> Text:
         d = self.data
         line = Text(no_wrap=True, overflow="ellipsis")
+        for s in d.scalars:
+            line.append(s, _BOLD)
+            line.append("  ")
+        if not factors:
+            return line
         if d.inputs:
             line.append("in: ", _DIM)
             for i, (name, shape) in enumerate(d.inputs):
                 if i:
-                    line.append(", ")
+                    line.append(" ")
                 line.append(name, _BOLD)
-                line.append(f" {shape_text(shape)}")
+                if shapes:
+                    line.append(f" {shape_text(shape)}")
             line.append("  →  ")
         else:
             line.append("no inputs  →  ", _DIM)
-        line.append(f"{d.name} ", _BOLD)
-        line.append(shape_text(d.shape))
+        line.append(f"{d.name}", _BOLD)
+        if shapes:
+            line.append(" " + shape_text(d.shape))
         return line
 
     def strip_line(self, width: int) -> Text:
@@ -99,6 +122,6 @@ class OpCard:
         height = options.height or 3
         yield self.formula_line(width)
         if height >= 2:
-            yield self.shapes_line()
+            yield self.shapes_line(width)
         if height >= 3:
             yield self.strip_line(width)

@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from core.breakpoints import EVENT_NAMES, BreakpointError, BreakpointList
+from tui_backprop.widgets.inputs import steady
 
 HELP = ("c stops at the first enabled breakpoint to fire, on its op, and says why. "
         "With none enabled, c stops on any detector flag.")
@@ -62,7 +63,7 @@ class BreakpointsScreen(ModalScreen[None]):
         with Vertical(id="breakpoints"):
             yield Label("Breakpoints", id="bp-title")
             yield Static(HELP, id="bp-help")
-            yield Input(placeholder="e.g. grad2 > 10x median", id="bp-input", compact=True)
+            yield steady(Input(placeholder="e.g. grad2 > 10x median", id="bp-input", compact=True))
             yield Static("", id="bp-message")
             yield OptionList(id="bp-list", compact=True)
             yield Static(grammar(), id="bp-examples")
@@ -98,8 +99,9 @@ class BreakpointsScreen(ModalScreen[None]):
         event.stop()
         try:
             bp = self.breakpoints.add(event.value, self.source)
-        except BreakpointError as exc:
-            self._message(str(exc), error=True)
+        except BreakpointError as exc:  # the box is cleared; the message quotes the text
+            event.input.value = ""
+            self._message(f"rejected {event.value!r}: {exc}", error=True)
             return
         event.input.value = ""
         self._message(f"added {bp.text}")

@@ -146,8 +146,10 @@ class ControlMixin:
             rec.run(n, should_stop=lambda: worker.is_cancelled)
             done = rec.pos
             rec.close("complete" if done == n else "interrupted")
-            msg = f"saved iterations 0..{done - 1} to {path}"
+            msg = f"saved {path} (it 0..{done - 1})"  # the path first: 80 columns cut the tail
         except TraceError as exc:
             msg = f"cannot save: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the status line says it; the app lives on
+            msg = f"cannot save: {type(exc).__name__}: {' '.join(str(exc).split())}"
         if not worker.is_cancelled:
             self.app.call_from_thread(self._say, msg)

@@ -20,6 +20,10 @@ GLYPHS = [
     ("… N more rows ↓", "the matrix is larger than its box: focus it (tab) and scroll"),
     ("▸+0.520◂", "the drill-down cell cursor (enter); its computation shows below the panels"),
     ("▶ dL/dW1 ← • X", "diagram (w): the op's output ▶ and its inputs •"),
+    ("3▶  ▼1  ▸v◂", "the row / column / cell of an input that the output's cursor cell reads"),
+    ("↶", "overview: the value is the previous iteration's (not computed yet in this one)"),
+    ("⣿ x +", "chart: the first series is the line, the others are marked x, +, … (legend)"),
+    ("↑ ^ ◆ ┆", "chart: events and knob changes as vertical markers, the flag's glyph on top"),
 ]
 FLAGS = {
     "diverged": "a replay re-executed differently from its recording",
@@ -27,7 +31,7 @@ FLAGS = {
     "fp": "floating-point warning (overflow, invalid, divide) with a hint",
     "explode": "gradient norm above its limit or k× its running median",
     "vanish": "gradient norm below its floor",
-    "spike": "loss above k× its running median",
+    "spike": "loss above 1.5× its recent minimum (spike_factor in [detect])",
     "rising": "loss rose n iterations in a row",
     "saturated": "most hidden units saturated (σ, tanh) or dead (relu)",
     "break": "the breakpoint (x) continue stopped at, and why",
@@ -82,9 +86,13 @@ class HelpScreen(ModalScreen[None]):
             "Mouse is off (keyboard-only, safe over SSH, terminal text selection works); "
             "start with --mouse to enable it. NO_COLOR=1 and 16-colour terminals keep "
             "every sign and flag as glyphs.\n"
-            "Layout: 80×24 shows the current op's output plus one panel (v cycles it); "
-            "from 90 columns more panels appear, from 32 rows all of them. l hides the "
-            "chart, t switches it between loss, accuracy and gradient norms.\n"
+            "Layout: the panels show every factor of the current op in formula order "
+            "(h1ᵀ · dL/dz2 = dL/dW2; v rotates the inputs when they outnumber the panels); "
+            "below them one line per headline matrix (z, h, dL/dW of each layer: in = the op "
+            "reads it, out = writes it, ↶ = the previous iteration's value); mini heatmaps "
+            "from 32 rows and 100 columns. The chart appears once there are 2 iterations; l "
+            "hides it, t switches loss → accuracy → gradient norms (log). e follows one row of "
+            "the batch through the network.\n"
             "escape, q, ? or enter closes this help.", style="dim")
         with VerticalScroll(id="help"):
             yield Static(keys)

@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, Static
 
 from core import knobs as kn
 from core.config import CLIP_KINDS, REG_KINDS, Config, ConfigError
+from tui_backprop.widgets.inputs import steady
 
 LABELS = {
     "lr": "learning rate",
@@ -68,8 +69,8 @@ class KnobsScreen(ModalScreen[None]):
             with Grid(id="knobs-grid"):
                 for name in kn.KNOBS:
                     yield Label(LABELS[name])
-                    yield Input(_text(getattr(self.current, name)), id=f"knob-{name}",
-                                compact=True)
+                    yield steady(Input(_text(getattr(self.current, name)),
+                                       id=f"knob-{name}", compact=True))
             yield Static("", id="knobs-message")
             yield Static(Text(KEYS, style="dim"), id="knobs-keys")
 

@@ -26,20 +26,23 @@ from textual.worker import Worker, WorkerState
 
 from core.detectors import Event
 from tui_backprop import view
-from tui_backprop.screens import control, tools
-from tui_backprop.screens.layout import MIN_HEIGHT, MIN_WIDTH, Plan, plan
+from tui_backprop.overview import Overview, headline_for
+from tui_backprop.screens import control, showing, tools
+from tui_backprop.screens.layout import MAX_SLOTS, MIN_HEIGHT, MIN_WIDTH, Plan, plan
 from tui_backprop.screens.prompt import PromptScreen
 from tui_backprop.widgets import (
     FlagsView,
     HeatmapCache,
     MatrixPanel,
     OpCardView,
+    OverviewView,
     PlotextPlot,
     StatusLine,
 )
 
 MOVES = {"step", "back", "phase", "iteration", "continue", "run", "goto"}
-MAX_SLOTS = 16
+NARROW_FOOTER = 76
+NARROW_HIDDEN = ("back", "goto", "series")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class Outcome:
     start: int
 
 
-class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
+class MainScreen(showing.ShowingMixin, control.ControlMixin, tools.ToolsMixin, Screen[None]):
+    AUTO_FOCUS = ""  # enter puts the cell cursor on the output panel, not the first input
     BINDINGS = [
         Binding("n,right", "step", "step"),
         Binding("b,left", "back", "back"),
@@ -80,7 +84,7 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         ("Jump to iteration", "g", "goto"),
         ("Pause the running job", "space / escape", "pause"),
         ("Next chart series", "t: loss → accuracy → gradient norms", "series"),
-        ("Cycle matrix panels", "v", "cycle"),
+        ("Rotate the inputs shown", "v: when an op has more factors than panels", "cycle"),
         ("Show or hide the chart", "l", "toggle_chart"),
         *tools.PALETTE,
         *control.PALETTE,
@@ -90,9 +94,15 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         super().__init__()
         self.source = source
         self.label = label
-        self.slots = view.slot_keys(source.program)
+        self.entries = len(headline_for(source.program))
         self.cache = HeatmapCache()
-        self.plan: Plan = plan(80, 24, len(self.slots))
+        self.overview = Overview()
+        self.factors: tuple[view.PanelData, ...] = ()
+        self._entries: tuple = ()  # the overview entries last computed at the cursor
+        self.shown: list[int] = []  # factor position shown by each visible panel
+        self.plan: Plan = plan(80, 24, MAX_SLOTS, entries=self.entries)
+        self._planned_ready = False
+        self._planned_size = (80, 24)
         self.rotation = 0
         self.series = 0
         self.chart_on = True
@@ -112,9 +122,10 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         with Vertical(id="body"):
             yield OpCardView(id="card")
             with Grid(id="panels"):
-                for i in range(min(MAX_SLOTS, len(self.slots))):
+                for i in range(MAX_SLOTS):
                     yield MatrixPanel(self.cache, id=f"slot{i}")
             yield from self.compose_tool_views()
+            yield OverviewView(id="overview")
             yield FlagsView(id="flags")
             yield from self.compose_drill()
             yield PlotextPlot(id="chart")
@@ -124,11 +135,24 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
     def on_mount(self) -> None:
         self.refresh_view()
 
+    @property
+    def active_bindings(self) -> dict:
+        """Below 76 columns the footer leaves out b, g and t (help and ctrl+p list them), so
+        that `? help` and `q quit` stay in sight; the keys themselves still work."""
+        bindings = super().active_bindings
+        if self.size.width >= NARROW_FOOTER or not self.size.width:
+            return bindings
+        return {k: b for k, b in bindings.items() if b.binding.action not in NARROW_HIDDEN}
+
     def on_resize(self, event: Resize) -> None:
         self.apply_plan(event.size.width, event.size.height)
+        self.refresh_bindings()
 
     def apply_plan(self, width: int, height: int) -> None:
-        p = self.plan = plan(width, height, len(self.slots), self.chart_on)
+        self._planned_ready = self._chart_ready()
+        self._planned_size = (width, height)
+        p = self.plan = plan(width, height, MAX_SLOTS, self.chart_on, self.entries,
+                             self._planned_ready)
         self.set_class(p.too_small, "-too-small")
         if p.too_small:
             self.query_one("#too-small", Static).update(
@@ -137,11 +161,10 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                 "Enlarge the window, or press q to quit.")
             return
         grid = self.query_one("#panels", Grid)
-        grid.styles.grid_size_columns = p.cols
-        grid.styles.grid_size_rows = p.rows
-        for i, panel in enumerate(self.query(MatrixPanel)):
-            panel.display = i < p.slots
+        grid.styles.grid_size_rows = 1
+        self._layout_panels()
         self.query_one("#card").styles.height = p.card
+        self.query_one("#overview").styles.height = p.overview
         self.query_one("#flags").styles.height = p.flags
         chart = self.query_one("#chart", PlotextPlot)
         chart.display = p.chart > 0
@@ -150,61 +173,20 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.layout_tools(p)
         self.refresh_view()
 
-    # ------------------------------------------------------------------ showing
-    def assignments(self) -> list[tuple[str, str]]:
-        """Which panel each visible slot shows: output first, the rest rotated by `v`.
-
-        The input panel is left out while the op has no array input (init ops).
-        """
-        n = min(self.plan.slots, MAX_SLOTS, len(self.slots))
-        rest = [s for s in self.slots[1:] if s[0] != view.IN or view.has_input(self.source)]
-        k = self.rotation % len(rest)
-        rest = rest[k:] + rest[:k]
-        return [self.slots[0], *rest[: n - 1]]
-
-    def refresh_view(self) -> None:
-        """Push the view model of the cursor to every visible widget (each skips no-ops)."""
-        if self.running or self.plan.too_small:
-            return
-        src = self.source
-        self.query_one(OpCardView).show(view.op_card(src))
-        panels = list(self.query(MatrixPanel))
-        for panel, (key, title) in zip(panels, self.assignments(), strict=False):
-            panel.show(view.panel(src, key, title))
-        self.query_one(FlagsView).show(self.with_break(view.flags(src)), len(src.history))
-        self._show_status()
-        self._show_chart()
-        self.refresh_tools()
-
-    def _show_status(self) -> None:
-        src = self.source
-        loss = src.history.view(0, len(src.history)).loss
-        self.query_one(StatusLine).show(view.status(src, self.label), loss, self.note,
-                                        self.running)
-
-    def _show_chart(self) -> None:
-        chart = self.query_one(PlotextPlot)
-        if not chart.display:
-            return
-        src = self.source
-        width = max(10, chart.size.width - 10)
-        key = (len(src.history), src.iteration, self.series, width)
-        if key != self._chart_key:
-            self._chart_key = key
-            marker = src.iteration if src.iteration >= 0 else None
-            chart.set_series(view.chart(src.history, view.SERIES[self.series], width, marker))
-
     # ------------------------------------------------------------------ moves
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """While a job runs, moves are disabled (None greys them) and pause appears."""
+        """While a job runs, moves are hidden and pause appears; behind the "too small"
+        notice only help and quit (app keys) work."""
+        if self.plan.too_small and action not in ("pause",):
+            return False
         if action in tools.TOOL_ACTIONS:
             return self.check_tool(action)
         if action in control.CONTROL_ACTIONS:
             return self.check_control(action)
         if action == "pause":
             return bool(self.running)
-        if action in MOVES and self.running:
-            return None
+        if action in MOVES and self.running:  # hidden: the footer keeps pause and quit in view
+            return False
         return True
 
     def _move(self, fn: Callable[[], object], stuck: str = "at the end of the trace") -> None:
@@ -238,6 +220,8 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.refresh_view()
 
     def action_cycle(self) -> None:
+        if len(self.factors) <= len(self.shown):
+            self.note = "v: every factor of this op is already shown"
         self.rotation += 1
         self.refresh_view()
 
@@ -290,8 +274,18 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                     self._typeahead.append((event.key, event.character))
                 event.stop()
                 event.prevent_default()
-        elif event.key in ("g", "r") and not self.running:
+                if event.key == "enter":  # the answer is complete: later keys (q!) are keys
+                    self._awaiting_prompt = False
+                    self._prompt = None
+        elif event.key in ("g", "r") and not self.running and self.app.screen is self:
             self._awaiting_prompt = True
+
+    def on_screen_suspend(self) -> None:
+        """A dialog came on top before g/r's prompt opened (`r k` in one burst): g/r's
+        binding now meets the dialog and never runs, so stop holding keys for a prompt."""
+        if self._prompt is None:
+            self._awaiting_prompt = False
+            self._typeahead.clear()
 
     # ------------------------------------------------------------------ long work
     def _start(self, kind: str, arg: int) -> None:
@@ -305,7 +299,7 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         self.refresh_bindings()
         self._show_status()
         chart = self.query_one(PlotextPlot)
-        width = max(10, chart.size.width - 10) if chart.display else None
+        width = max(10, (chart.size.width if chart.display else self.size.width) - 10)
         self._job(kind, arg, view.SERIES[self.series], width)
 
     @work(thread=True, exclusive=True, group="long", exit_on_error=False)
@@ -315,13 +309,18 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
         start = src.iteration
         last = [0.0]
 
+        gap = [0.1]  # seconds between refreshes: ≥ 0.1, and ≥ 20× their own cost (≤ 5%)
+
         def should_stop() -> bool:  # polled by the engine between blocks of iterations
+            if getattr(src, "interrupted", False):  # quitting: never wait on the UI thread
+                return True
             now = time.perf_counter()
-            if now - last[0] >= 0.1:
+            if now - last[0] >= gap[0]:
                 last[0] = now
-                chart = None if width is None else view.chart(src.history, series, width, None)
+                live = self.live_view(src, series, width)
+                gap[0] = max(0.1, 20 * (time.perf_counter() - now))
                 try:
-                    self.app.call_from_thread(self._progress, len(src.history), chart)
+                    self.app.call_from_thread(self._progress, *live)
                 except RuntimeError:  # the app is closing
                     return True
             return self._pause_requested
@@ -340,16 +339,24 @@ class MainScreen(control.ControlMixin, tools.ToolsMixin, Screen[None]):
                 src.jump(arg, 0)
         return Outcome(kind, event, self._pause_requested, start)
 
-    def _progress(self, frontier: int, chart: view.Series | None) -> None:
+    def _progress(self, frontier: int, chart: view.Series | None,
+                  flags: list[view.FlagLine] | None = None,
+                  live: dict[str, str] | None = None) -> None:
         t0, n0 = self._rate
         dt = time.perf_counter() - t0
         speed = (frontier - n0) / dt if dt > 0 else 0.0
-        what = "pausing…" if self._pause_requested else f"{self._job_kind}… (space to pause)"
-        self.running = f"running {what}  ran {frontier} · {speed:,.0f} it/s"
+        what = "pausing…" if self._pause_requested else f"{self._job_kind}… space: pause"
+        self.running = f"{what} ran {frontier:,} · {speed:,.0f} it/s"
         self._show_status()
+        if self._chart_ready() != self._planned_ready:  # the chart's rows appear mid-run
+            self.apply_plan(*self._planned_size)
         if chart is not None:
             self.query_one(PlotextPlot).set_series(chart)
             self._chart_key = None
+        if flags is not None:
+            self.query_one(FlagsView).show(self.with_break(flags), frontier)
+        if live:
+            self._show_overview(live)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "long" or event.state in (WorkerState.PENDING,

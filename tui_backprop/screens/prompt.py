@@ -13,6 +13,8 @@ from textual.events import Key
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui_backprop.widgets.inputs import steady
+
 MAX_VALUE = 100_000_000
 
 
@@ -28,7 +30,7 @@ class PromptScreen(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt"):
             yield Label(self.title_text, id="prompt-title")
-            yield Input(placeholder=self.hint, type="integer", id="prompt-input")
+            yield steady(Input(placeholder=self.hint, type="integer", id="prompt-input"))
             yield Static("enter: ok · escape: cancel", id="prompt-error")
 
     def feed(self, key: str, character: str | None) -> None:

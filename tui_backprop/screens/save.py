@@ -18,6 +18,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui_backprop.widgets.inputs import steady
+
 KEYS = "enter: save · esc: cancel"
 
 
@@ -35,7 +37,7 @@ class SaveScreen(ModalScreen[tuple[Path, bool] | None]):
         with Vertical(id="save"):
             yield Label("Save this session as a trace", id="save-title")
             yield Static(self.what, id="save-help")
-            yield Input(self.suggestion, id="save-input", compact=True)
+            yield steady(Input(self.suggestion, id="save-input", compact=True))
             yield Static("", id="save-message")
             yield Static(Text(KEYS, style="dim"), id="save-keys")
 

@@ -21,15 +21,17 @@ from textual.binding import Binding
 from textual.containers import Grid
 
 from tui_backprop.screens.layout import Plan
+from tui_backprop.screens.prompt import PromptScreen
 from tui_backprop.widgets import MatrixPanel, PlotextPlot
-from tui_backprop.widgets.tools import BoundaryView, DiagramView, DrillPane
+from tui_backprop.widgets.tools import BoundaryView, DiagramView, DrillPane, SampleView
 
-TOOL_ACTIONS = {"drill", "gradcheck", "boundary", "diagram", "close_tool"}
+TOOL_ACTIONS = {"drill", "gradcheck", "boundary", "diagram", "sample", "close_tool"}
 BINDINGS = [
     Binding("enter", "drill", "cell", show=False),
     Binding("f", "gradcheck", "gradcheck", show=False),
     Binding("o", "boundary", "boundary", show=False),
     Binding("w", "diagram", "diagram", show=False),
+    Binding("e", "sample", "one sample", show=False),
     Binding("escape", "close_tool", "Close the boundary / diagram view", show=False),
 ]
 PALETTE = [
@@ -39,6 +41,8 @@ PALETTE = [
     ("Decision boundary", "o: predicted class over the data plane (2-D inputs)", "boundary"),
     ("Network diagram and gradient flow", "w: layers, the op's arrays, ‖∇W‖ sparklines",
      "diagram"),
+    ("Follow one sample", "e: row n of the batch through the network, its share of dL/dW",
+     "sample"),
 ]
 DRILL_HEIGHT = 8  # rows of the drill pane at least (it takes the chart's place)
 
@@ -46,14 +50,18 @@ DRILL_HEIGHT = 8  # rows of the drill pane at least (it takes the chart's place)
 class ToolsMixin:
     """Mixed into MainScreen: expects `source`, `plan`, `running` and the widgets."""
 
-    tool: str = ""  # "", "boundary" or "diagram": what replaces the panels
+    tool: str = ""  # "", "boundary", "diagram" or "sample": what replaces the panels
+    sample_row: int = 0
     source: Any
     plan: Plan
     running: str
 
+    def mark_inputs(self, panel: MatrixPanel, cell: tuple[int, int] | None) -> None: ...
+
     def compose_tool_views(self):  # inside #body, after #panels
         yield BoundaryView(id="boundary")
         yield DiagramView(id="diagram")
+        yield SampleView(id="sample")
 
     def compose_drill(self):  # inside #body, before #chart
         yield DrillPane(id="drill")
@@ -80,6 +88,7 @@ class ToolsMixin:
         self.query_one("#panels", Grid).display = not self.tool
         self.query_one(BoundaryView).display = self.tool == "boundary"
         self.query_one(DiagramView).display = self.tool == "diagram"
+        self.query_one(SampleView).display = self.tool == "sample"
         drilling = self._cursor_panel() is not None
         drill = self.query_one(DrillPane)
         drill.display = drilling
@@ -110,6 +119,10 @@ class ToolsMixin:
                 self.query_one(BoundaryView).show(inv.boundary_spec(src))
             else:
                 self.query_one(DiagramView).show(inv.diagram(src))
+        elif self.tool == "sample":
+            from tui_backprop.sample import sample
+
+            self.query_one(SampleView).show(sample(src, self.sample_row))
 
     def _relayout(self) -> None:
         self.layout_tools(self.plan)
@@ -125,6 +138,7 @@ class ToolsMixin:
             for other in self.query(MatrixPanel):
                 if other is not event.panel:
                     other.clear_cursor(notify=False)
+        self.mark_inputs(event.panel, event.cell)
         self._relayout()
 
     def action_drill(self) -> None:
@@ -132,8 +146,9 @@ class ToolsMixin:
         if self.tool:
             self.tool = ""
             self.layout_tools(self.plan)
-        panel = next((p for p in self.query(MatrixPanel) if p.display and p.heat is not None),
-                     None)
+        shown = [p for p in self.query(MatrixPanel) if p.display and p.heat is not None]
+        panel = next((p for p in shown if p.data is not None and p.data.output),
+                     shown[0] if shown else None)
         if panel is None:
             self.app.bell()
             return
@@ -158,6 +173,22 @@ class ToolsMixin:
 
     def action_diagram(self) -> None:
         self._toggle("diagram")
+
+    def action_sample(self) -> None:
+        """Ask for a row of the batch, then follow it through the network."""
+        rows = self.source.frame.batch["X"].shape[0]
+
+        def chosen(value: int | None) -> None:
+            if value is None:
+                return
+            self.sample_row = min(value, rows - 1)
+            if self.tool != "sample":
+                self._toggle("sample")
+            else:
+                self._relayout()
+
+        self.app.push_screen(PromptScreen(f"Follow which row of the batch? (0..{rows - 1})",
+                                          "e.g. 0", minimum=0), chosen)
 
     def action_close_tool(self) -> None:
         self._toggle(self.tool)

@@ -76,6 +76,7 @@ class MatrixPanel(Widget, can_focus=True):
         self.heat: MatrixHeatmap | None = None
         self.row = self.col = 0
         self.cursor: tuple[int, int] | None = None  # (row, col) in the 2-D view
+        self.mark: tuple[str, int, int] | None = None  # what the output's cursor cell reads
 
     def show(self, data: PanelData) -> None:
         """Display `data`; a no-op when its cache key is the one already shown."""
@@ -83,6 +84,7 @@ class MatrixPanel(Widget, can_focus=True):
                 and data.title == self.data.title:
             return
         self.data = data
+        self.mark = None
         self.heat = None if data.array is None else self.cache.get(data)
         shown = data.array is not None or data.shape
         self.border_title = f"{data.title} {shape_text(data.shape)}" if shown else data.title
@@ -97,7 +99,26 @@ class MatrixPanel(Widget, can_focus=True):
             return ""
         if self.heat is None:
             return PendingMatrix(self.data.note, self.data.shape)
-        return self.heat.at(self.row, self.col, self.cursor)
+        return self.heat.at(self.row, self.col, self.cursor, self.mark)
+
+    def set_mark(self, mark: tuple[str, int, int] | None) -> None:
+        """Highlight the row / column / cell the output's cursor element reads; scroll to it."""
+        if mark == self.mark:
+            return
+        self.mark = mark
+        if mark is not None and self.heat is not None:
+            kind, a, b = mark
+            rows, cols = self.heat.grid.shape
+            _, vis_r, vis_c = self.heat.fit(*self._box())
+            row, col = self.row, self.col
+            if kind in ("row", "cell") and a < rows and not row <= a < row + vis_r:
+                row = max(0, a - vis_r // 2)
+            c = a if kind == "col" else b
+            if kind in ("col", "cell") and c < cols and not col <= c < col + vis_c:
+                col = max(0, c - vis_c + 1)
+            self.row, self.col = self.heat.at(row, col).clamp(*self._box())
+            self._update_subtitle()
+        self.refresh()
 
     # ------------------------------------------------------------------ scrolling
     def _box(self) -> tuple[int, int]:

@@ -18,6 +18,8 @@ from tui_backprop.investigate import BoundarySpec, DiagramData, boundary_at
 from tui_backprop.renderables.boundary import DecisionBoundary
 from tui_backprop.renderables.diagram import NetworkDiagram
 from tui_backprop.renderables.drill import DrillDown
+from tui_backprop.renderables.sample import SampleCard
+from tui_backprop.sample import SampleData
 
 
 class _Shown(Widget):
@@ -65,3 +67,10 @@ class BoundaryView(_Shown):
                                                            caption=spec.caption))
             self._drawn = (key, drawn)
         return self._drawn[1]
+
+
+class SampleView(_Shown):
+    """One row of the batch through the network, in place of the panels (e)."""
+
+    def render(self) -> RenderableType:
+        return SampleCard(self.data) if isinstance(self.data, SampleData) else ""
