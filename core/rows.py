@@ -5,12 +5,13 @@ path reports per iteration (loss, accuracy, per-layer ‖W‖ and ‖∇W‖, an
 them the finite check) is a function of that arena between the backward pass
 and the update.  The fast path copies the arena into one row of a chunk per
 iteration (one NumPy call) and computes the metrics of a whole chunk at once:
-one subtraction, one square and one `np.add.reduceat` over segments.
+one square and one `np.add.reduceat` over segments (h_L − y is the loss op's own
+buffer, h_L is there for the accuracy).
 
 The stepper's loss and norm ops run the very same functions on a one-row view of
-the live arena, so both agree bit for bit: each segment's sum is NumPy's pairwise
-sum over the same contiguous values whatever the number of rows, and the
-combination below is elementwise float64 arithmetic (what Python floats do).
+the live arena, so both agree bit for bit: `np.add.reduceat` sums each segment of
+a row the same way whatever the number of rows (tested), and the combination
+below is elementwise float64 arithmetic (what Python floats do).
 """
 
 from __future__ import annotations
