@@ -92,14 +92,15 @@ class RowMetrics:
             return np.sqrt(g)
         return np.sqrt((0.0 + g[:, :d]) + g[:, d:])
 
-    def accuracy(self, rows: np.ndarray) -> np.ndarray:
+    def accuracy(self, rows: np.ndarray, nan: bool | None = None) -> np.ndarray:
         """Share of rows whose argmax output is the label, per arena row.
 
         np.argmax along a short last axis costs a call per row; without NaNs the same
-        prediction (the first maximum wins) comes from K−1 column comparisons.
+        prediction (the first maximum wins) comes from K−1 column comparisons.  `nan`:
+        whether any output may be NaN, if known (a NaN output makes Σ(h − y)² NaN).
         """
         h = rows[:, :self.nk].reshape(len(rows), self.n, self.k)
-        if np.isnan(h).any():  # argmax: the first NaN wins
+        if np.isnan(h).any() if nan is None else nan:  # argmax: the first NaN wins
             pred = h.argmax(2)
         elif self.k == 2:
             pred = h[:, :, 1] > h[:, :, 0]
@@ -118,8 +119,8 @@ class RowMetrics:
         """Metrics of every row written into the arrays (the fast path's block slices).
 
         The rows are scratch: they are squared in place."""
-        acc[:] = self.accuracy(rows)
-        s = self.sums(rows, self.nk, scratch=True)
+        s = self.sums(rows, self.nk, scratch=True)  # leaves the outputs h as they were
+        acc[:] = self.accuracy(rows, bool(np.isnan(s[:, 0]).any()))
         lo, ws = self.loss_and_wsq(s[:, :1 + self.depth + self.n_bias])
         loss[:] = lo
         w_sq[:] = ws

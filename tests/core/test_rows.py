@@ -54,3 +54,18 @@ def test_a_chunk_sums_each_row_as_the_one_row_forms_do(bias: bool, decay: float)
                                       rel=1e-12)
         first = np.concatenate([g[:w[0]], g[sum(w):sum(w) + b[0]] if b else []])
         assert g1[0, 0] == pytest.approx(np.sqrt(first @ first), rel=1e-12)
+
+
+def test_a_chunk_with_nan_outputs_predicts_as_argmax() -> None:
+    """NaN outputs (and so a NaN Σ(h − y)²) switch the chunk to np.argmax's rule."""
+    rng = np.random.default_rng(3)
+    n, k = 20, 2
+    labels = rng.integers(0, k, n)
+    rm = metrics(n, k, [6], [], labels)
+    rows = rng.random((40, rm.arena.size))
+    rows[5, 3] = rows[5, 2 * n * k // 2 + 3] = np.nan  # h[1, 1] and its h − y
+    h = rows[:, :n * k].reshape(40, n, k)
+    want = np.count_nonzero(h.argmax(2) == labels, axis=1) * (1.0 / n)
+    loss, acc, gn, wsq = np.empty(40), np.empty(40), np.empty((40, 1)), np.empty((40, 1))
+    rm.into(rows.copy(), loss, acc, gn, wsq)
+    assert np.array_equal(acc, want) and np.isnan(loss[5]) and not np.isnan(loss[4])
