@@ -108,12 +108,15 @@ def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
 
 
 def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, int],
-              n: int, decay: bool = False) -> Op:
+              n: int, decay: bool = False,
+              with_bias: Callable[[Buffers], tuple[np.ndarray, np.ndarray]] | None = None
+              ) -> Op:
     """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient).
 
     `decay` (L2, row metrics): the fast path keeps only the data term (in `raw_dW{l}`)
     and the update applies the penalty as a weight decay; the sum is formed for the
-    stepper to show and, in core/rows.py, for the norms, with the same two calls."""
+    stepper to show and, in core/rows.py, for the norms, with the same two calls.
+    `with_bias` (layer 1, row metrics): ([1 | X]ᵀ, [db1; dW1]): both in one product."""
     src = h_name(l - 1)
     extra = " + " + reg.grad_text.format(W=f"W{l}") if reg else ""
     ins = (src, f"dL_dz{l}") + ((f"W{l}",) if reg else ())
@@ -121,6 +124,15 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
 
     def bind(b: Buffers, hp: Hyper):
         xt, g, w, out = b[src].T, b[f"dL_dz{l}"], b[f"W{l}"], b[f"dL_dW{l}"]
+        if with_bias is not None:  # [db; dW] = [1 | x]ᵀ·g in one product, then as below
+            x1t, both = with_bias(b)
+            prod = Code.dot(x1t, g, both)
+            if reg is None:
+                return prod
+            raw = b[f"raw_dW{l}"] if decay else out
+            term = reg.grad_term(w, coeff, b[f"W{l}_reg"]) + Code.call(np.add, raw, b[
+                f"W{l}_reg"], out=out)
+            return prod + (term.as_metric() if decay else term)
         if reg is None:
             return Code.dot(xt, g, out)
         tmp = b[f"W{l}_reg"]  # a slice of a flat arena: the terms of all layers merge

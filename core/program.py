@@ -65,6 +65,15 @@ class Program:
         l = int(key[1:])
         return (self.sizes[l - 1], self.sizes[l]) if key[0] == "W" else (self.sizes[l],)
 
+    def param_order(self) -> list[str]:
+        """Parameters in arena order: weights first, then biases; with row metrics b1
+        comes first, so [b1; W1] is one matrix (z1 = [1 | X]·[b1; W1], one product)."""
+        ws = [p for p in self.params if p[0] == "W"]
+        bs = [p for p in self.params if p[0] == "b"]
+        if self.row_metrics and bs:
+            return [bs[0], *ws, *bs[1:]]
+        return ws + bs
+
     def index(self, key: str) -> int:
         """Position of the op producing `key` (or named `key`) in `ops`."""
         for i, op in enumerate(self.ops):
@@ -94,10 +103,9 @@ class Program:
             "labels": np.zeros(n, np.int64),
             "w_sq": np.full(self.depth, np.nan),  # Σ W² per layer, filled by an l2 loss
         }
-        # flat arenas, weights first then biases: parameters, gradients, SGD steps and
-        # L2 terms of all layers are one contiguous vector each (see core/fused.py)
-        order = [p for p in self.params if p[0] == "W"] + [p for p in self.params
-                                                             if p[0] == "b"]
+        # flat arenas: parameters, gradients, SGD steps and L2 terms of all layers are
+        # one contiguous vector each (see core/fused.py)
+        order = self.param_order()
         sizes = [int(np.prod(self.param_shape(p))) for p in order]
         total = sum(sizes)
         arenas = {kind: np.zeros(total, dt) for kind in ("", "dL_d", "step", "reg")}
@@ -148,14 +156,33 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     # with row metrics and an L2 penalty, the update applies it as a weight decay
     decay = cfg.reg / n if use_rows and reg is not None and cfg.clip == 0 else 0.0
 
+    def ones_x(b: Buffers) -> np.ndarray:
+        """[1 | X], made once per set of buffers (full batch: X never changes)."""
+        if "X1" not in b:
+            b["X1"] = np.concatenate([np.ones((n, 1), dt), b["X"]], axis=1)
+        return b["X1"]
+
+    def joined(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The two adjacent arena slices [first; second] as one matrix."""
+        base = first.__array_interface__["data"][0] + first.nbytes
+        assert second.__array_interface__["data"][0] == base and first.base is second.base
+        return first.base[first_offset(first):first_offset(first) + first.size + second.size
+                          ].reshape(-1, second.shape[-1])
+
+    def first_offset(a: np.ndarray) -> int:
+        return (a.__array_interface__["data"][0] - a.base.__array_interface__["data"][0]
+                ) // a.itemsize
+
+    def arena_order() -> list[str]:
+        ws, bs = [f"W{l}" for l in range(1, depth + 1)], [f"b{l}" for l in range(1, depth + 1)]
+        return ([bs[0], *ws, *bs[1:]] if use_rows else ws + bs) if cfg.bias else ws
+
     def rows_of(b: Buffers, hp: Hyper) -> RowMetrics:
         """The run's RowMetrics, made once per set of buffers."""
         if hp.rows is None or hp.rows.arena is not b["metric_rows"]:
             coeff = cfg.reg * reg.scale(n) if reg else 0.0
-            hp.rows = RowMetrics(b["metric_rows"], b["labels"], sizes[-1],
-                                 [sizes[l - 1] * sizes[l] for l in range(1, depth + 1)],
-                                 [sizes[l] for l in range(1, depth + 1)] if cfg.bias else [],
-                                 coeff, decay)
+            order = [(p, b[p].size) for p in arena_order()]
+            hp.rows = RowMetrics(b["metric_rows"], b["labels"], sizes[-1], order, coeff, decay)
         return hp.rows
 
     def shape(l: int) -> tuple[int, int]:
@@ -200,6 +227,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
         def bind_z(b: Buffers, hp: Hyper, l: int = l, src: str = src):
             x, w, z = b[src], b[f"W{l}"], b[f"z{l}"]
+            if cfg.bias and l == 1 and use_rows:  # [1 | X]·[b1; W1]: the batch is fixed
+                return Code.dot(ones_x(b), joined(b["b1"], w), z)
             if cfg.bias:
                 return Code.dot(x, w, z) + Code.call(np.add, z, b[f"b{l}"], out=z)
             return Code.dot(x, w, z)
@@ -322,8 +351,15 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             ops.append(Op(f"dL_dz{l}", f"dL/dz{l}", "backward",
                           f"dL/dz{l} = dL/dh{l} ⊙ dh{l}/dz{l}", (f"dL_dh{l}", f"dh{l}_dz{l}"),
                           shape(l), l, act.name, bind_dz))
-        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n, decay > 0))
-        if cfg.bias:
+        fold_b = cfg.bias and l == 1 and use_rows  # [db1; dW1] = [1 | X]ᵀ·dL/dz1
+        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n, decay > 0,
+                             (lambda b: (ones_x(b).T, joined(b["dL_db1"], b[
+                                 "raw_dW1" if decay else "dL_dW1"]))) if fold_b else None))
+        if fold_b:  # computed with dL/dW1 just before: shown only
+            ops.append(Op("dL_db1", "dL/db1", "backward", "dL/db1 = Σₙ dL/dz1", ("dL_dz1",),
+                          (sizes[1],), 1, "linear", lambda b, hp: Code(()),
+                          display_only=True))
+        elif cfg.bias:
             def bind_db(b: Buffers, hp: Hyper, l: int = l):
                 g, out = b[f"dL_dz{l}"], b[f"dL_db{l}"]
                 # Σₙ as 1ᵀ·g: a BLAS product, far cheaper than np.sum(axis=0) here

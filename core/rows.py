@@ -33,13 +33,16 @@ class RowMetrics:
     """Segment layout of the arena [h_L | h_L − y | params | grads] and the metric
     formulas over its rows (h_L − y is the loss op's own buffer, so no subtraction)."""
 
-    def __init__(self, arena: np.ndarray, labels: np.ndarray, k: int, w_sizes: list[int],
-                 b_sizes: list[int], coeff: float, decay: float = 0.0) -> None:
+    def __init__(self, arena: np.ndarray, labels: np.ndarray, k: int,
+                 order: list[tuple[str, int]], coeff: float, decay: float = 0.0) -> None:
+        """`order`: (parameter, size) in arena order (weights contiguous, see
+        Program.param_order); gradients follow in the same order."""
         self.arena = arena
         n = len(labels)
         self.nk = nk = n * k
         self.n, self.k = n, k
-        self.depth = depth = len(w_sizes)
+        names = [p for p, _ in order]
+        self.depth = depth = sum(p[0] == "W" for p in names)
         self.labels = labels
         self.half_n = 0.5 / n
         self.inv_n = 1.0 / n
@@ -48,15 +51,18 @@ class RowMetrics:
         # decay = c > 0: the arena holds the weights' data gradient; dL/dW adds c·W
         # (core/grad_ops.py, grad_w_op), and so do the norms here, with the same calls
         self.decay = decay
-        self.w_total = sum(w_sizes)
-        sizes = w_sizes + b_sizes  # parameters: weights of all layers, then biases
+        sizes = [size for _, size in order]
         self.p_total = sum(sizes)
+        self.w_total = sum(size for p, size in order if p[0] == "W")
+        self.w_start = sum(sizes[:names.index("W1")])  # the weights are contiguous
         self.params = 2 * nk  # where the parameters start
         self.split = 2 * nk + self.p_total  # where the gradients start
         self.idx = np.cumsum([nk, nk, *sizes, *sizes])[:-1].astype(np.intp)  # h−y, params, grads
-        self.n_bias = len(b_sizes)
-        self.bias = len(b_sizes) > 0
-        assert depth == len(b_sizes) or not b_sizes
+        self.n_par = len(order)
+        self.w_pos = [names.index(f"W{l}") for l in range(1, depth + 1)]
+        self.b_pos = [names.index(f"b{l}") for l in range(1, depth + 1)
+                      ] if "b1" in names else []
+        self.bias = bool(self.b_pos)
 
     def sums(self, rows: np.ndarray, lo: int, hi: int | None = None,
              scratch: bool = False) -> np.ndarray:
@@ -67,8 +73,9 @@ class RowMetrics:
         hi = rows.shape[1] if hi is None else hi
         sq = rows[:, lo:hi] if scratch else rows[:, lo:hi].copy()
         if self.decay and hi > self.split:  # dL/dW = data term + c·W, as grad_w_op forms it
-            g = sq[:, self.split - lo:self.split - lo + self.w_total]
-            w = rows[:, self.params:self.params + self.w_total]
+            g0, w0 = self.split + self.w_start - lo, self.params + self.w_start
+            g = sq[:, g0:g0 + self.w_total]
+            w = rows[:, w0:w0 + self.w_total]
             np.add(g, np.multiply(w, self.decay), out=g)
         np.multiply(sq, sq, out=sq)
         idx = self.idx[(self.idx >= lo) & (self.idx < hi)] - lo
@@ -76,7 +83,7 @@ class RowMetrics:
 
     def loss_and_wsq(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(loss, Σ W² per layer) from sums over [h−y | params]: Σ(y−h)²/2N + λ/2N·Σ‖W‖²."""
-        w_sq = s[:, 1:1 + self.depth]
+        w_sq = s[:, [1 + p for p in self.w_pos]]
         loss = s[:, 0] * self.half_n
         if self.coeff:
             total = np.zeros(len(s))
@@ -87,10 +94,9 @@ class RowMetrics:
 
     def grad_norm(self, g: np.ndarray) -> np.ndarray:
         """Per-layer ‖∇‖ (weights and bias together) from sums over the gradient segments."""
-        d = self.depth
         if not self.bias:
-            return np.sqrt(g)
-        return np.sqrt((0.0 + g[:, :d]) + g[:, d:])
+            return np.sqrt(g[:, self.w_pos])
+        return np.sqrt((0.0 + g[:, self.w_pos]) + g[:, self.b_pos])
 
     def accuracy(self, rows: np.ndarray, nan: bool | None = None) -> np.ndarray:
         """Share of rows whose argmax output is the label, per arena row.
@@ -121,7 +127,7 @@ class RowMetrics:
         The rows are scratch: they are squared in place."""
         s = self.sums(rows, self.nk, scratch=True)  # leaves the outputs h as they were
         acc[:] = self.accuracy(rows, bool(np.isnan(s[:, 0]).any()))
-        lo, ws = self.loss_and_wsq(s[:, :1 + self.depth + self.n_bias])
+        lo, ws = self.loss_and_wsq(s[:, :1 + self.n_par])
         loss[:] = lo
         w_sq[:] = ws
-        grad_norm[:] = self.grad_norm(s[:, 1 + self.depth + self.n_bias:])
+        grad_norm[:] = self.grad_norm(s[:, 1 + self.n_par:])

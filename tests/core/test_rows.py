@@ -12,7 +12,9 @@ from core.rows import RowMetrics
 def metrics(n: int, k: int, w: list[int], b: list[int], labels: np.ndarray,
             decay: float = 0.0) -> RowMetrics:
     width = 2 * n * k + 2 * (sum(w) + sum(b))
-    return RowMetrics(np.zeros(width), labels, k, w, b, 1e-3, decay)
+    order = [(f"W{l + 1}", size) for l, size in enumerate(w)]
+    order += [(f"b{l + 1}", size) for l, size in enumerate(b)]
+    return RowMetrics(np.zeros(width), labels, k, order, 1e-3, decay)
 
 
 @pytest.mark.parametrize("k,nan", [(2, False), (3, False), (5, False), (2, True), (4, True)])
