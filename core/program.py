@@ -227,7 +227,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
         def bind_z(b: Buffers, hp: Hyper, l: int = l, src: str = src):
             x, w, z = b[src], b[f"W{l}"], b[f"z{l}"]
-            if cfg.bias and l == 1 and use_rows:  # [1 | X]·[b1; W1]: the batch is fixed
+            if cfg.bias and l == 1 and "metric_rows" in b:  # [1 | X]·[b1; W1] (a run's
+                # own buffers: the batch is fixed, b1 precedes W1 in the arena)
                 return Code.dot(ones_x(b), joined(b["b1"], w), z)
             if cfg.bias:
                 return Code.dot(x, w, z) + Code.call(np.add, z, b[f"b{l}"], out=z)
