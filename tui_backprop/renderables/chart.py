@@ -54,6 +54,7 @@ def y_axis(lo: float, hi: float, rows: int, log: bool) -> tuple[float, float, li
     """(bottom, top, tick values) with ticks a round step apart on evenly spaced rows."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         lo, hi = 0.0, 1.0
+    lo, hi = max(lo, -1e300), min(hi, 1e300)  # so that hi - lo stays finite
     if hi <= lo:
         pad = abs(lo) * 0.05 or (1.0 if not log else 0.5)
         lo, hi = lo - pad, hi + pad
@@ -78,7 +79,7 @@ def y_axis(lo: float, hi: float, rows: int, log: bool) -> tuple[float, float, li
     _, k, a, s = best
     if log:  # centre the data: spare decades split between top and bottom
         a -= (k * s - (math.ceil(hi) - a)) // 2
-    return a, a + k * s, [a + i * s for i in range(k + 1)]
+    return float(a), float(a + k * s), [float(a + i * s) for i in range(k + 1)]
 
 
 def x_ticks(top: float, cols: int) -> list[float]:
@@ -175,10 +176,11 @@ class LineChart:
             ok = np.isfinite(y)
             if not ok.any():
                 continue
-            sig = f.signal(s.x[ok].tolist(), y[ok].tolist(),
-                           marker=_PLOTEXT_MARKS[si % len(_PLOTEXT_MARKS)])
-            if si == 0:
+            x, v = s.x[ok], y[ok]
+            sig = f.signal(x.tolist(), v.tolist(), marker=_PLOTEXT_MARKS[si % len(_PLOTEXT_MARKS)])
+            if si == 0 and len(x) > 1:
                 sig.lines()
+                sig.density("full")  # no gaps on steep segments
             f.draw(sig)
         f.ruler("y").lim(bottom, top)
         f.ruler("y").ticks(ticks, labels)
