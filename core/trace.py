@@ -9,10 +9,12 @@ every K iterations.  RNG state: none needed — batch order is a pure function o
 Format version 3.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/codec.py: second-order
 delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
-may hold the optional `metrics` table.  All three are read.  Arrays are columns
-(dtype, shape, data, crc): a dtype from an allow-list, a JSON shape and a CRC-32
-of the stored bytes — never pickle.  Dataset and checkpoint data are raw
-little-endian bytes.
+may hold the optional `metrics` table.  All three are read.  Version 4 is a trace
+of the user's own code (meta kind = 'user' and a `source` table, read by
+core/user/usertrace.py; built-in runs still write 3): TraceReader refuses it in
+one line.  Arrays are columns (dtype, shape, data, crc): a dtype from an
+allow-list, a JSON shape and a CRC-32 of the stored bytes — never pickle.
+Dataset and checkpoint data are raw little-endian bytes.
 
   meta(key TEXT PRIMARY KEY, value TEXT)      format_version, config (JSON), dataset
       ('builtin' | 'arrays'), rows, inputs, n_classes, dataset_sha256, checkpoint_every,
@@ -72,7 +74,7 @@ from core.history import History, MetricsBlock
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
 
-FORMAT_VERSION = 3  # what this version writes and the newest it reads (1 and 2 still open)
+FORMAT_VERSION = 3  # what this version writes for the built-in net (1 and 2 still open)
 COMPRESSED = 3  # metric blocks are core/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 16384  # iterations per metrics block: fewer, larger blocks open faster
@@ -208,6 +210,9 @@ class TraceReader:
         meta = dict(q("SELECT key, value FROM meta").fetchall())
         self.meta = meta
         version = self._int("format_version", 1)
+        if meta.get("kind", "builtin") == "user":  # format 4: core/user/usertrace.py
+            raise TraceError("a trace of your own code (record FILE.py): this command reads "
+                             "built-in runs only; replay, info and metrics read it")
         if version > FORMAT_VERSION:
             raise TraceError(f"written by a newer tui-backprop (format {version}; this version "
                              f"reads up to {FORMAT_VERSION}): upgrade to open it")

@@ -121,7 +121,7 @@ def test_ctrl_c_interrupts_an_endless_loop(tmp_path: Path) -> None:
 
 
 def test_record_refuses_to_overwrite_and_writes_nothing_on_an_exception(tmp_path: Path) -> None:
-    out = tmp_path / "run.npz"
+    out = tmp_path / "run.db"
     out.write_bytes(b"keep me")
     res = run("record", str(EXAMPLE), "--iterations", "5", "--out", str(out))
     assert_one_line_error(res, "exists", "--force")
@@ -129,6 +129,6 @@ def test_record_refuses_to_overwrite_and_writes_nothing_on_an_exception(tmp_path
     boom = tmp_path / "boom.py"
     boom.write_text(source(**{"    N = len(X)": "    N = len(X)\n    if params['b2'][0] != 0:"
                                                "\n        raise RuntimeError('boom')"}))
-    res = run("record", str(boom), "--iterations", "5", "--out", str(tmp_path / "new.npz"))
+    res = run("record", str(boom), "--iterations", "5", "--out", str(tmp_path / "new.db"))
     assert_one_line_error(res, "boom.py:", "RuntimeError: boom")
-    assert not (tmp_path / "new.npz").exists()
+    assert not (tmp_path / "new.db").exists()

@@ -305,7 +305,8 @@ def _table(a: Side, b: Side, rows: list[int]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- metrics
-def cmd_metrics(args: argparse.Namespace) -> int:
+def cmd_metrics(args: argparse.Namespace, source: tuple[Any, list] | None = None) -> int:
+    """`source` = (history, events) of a run read elsewhere (a user trace), else RUN's."""
     from core import metrics_out
     from core.trace import TraceReader
 
@@ -313,8 +314,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         if args.out or args.csv or args.jsonl or args.every != 1:
             raise _fail("--sql writes into the trace: no --out, --csv, --jsonl or --every")
         return _add_sql_table(args.run, args.force)
-    with TraceReader(args.run) as tr:
-        history, events = tr.history, list(tr.events)
+    if source is None:
+        with TraceReader(args.run) as tr:
+            source = tr.history, list(tr.events)
+    history, events = source
     jsonl = args.jsonl or (not args.csv and bool(args.out) and args.out.endswith(".jsonl"))
     write = metrics_out.write_jsonl if jsonl else metrics_out.write_csv
     if args.out is None:

@@ -132,7 +132,7 @@ def user_app(path: str, *, dataset: str | None = None, seed: int | None = None,
 
 
 def replay_app(path: str, iteration: int | None = None) -> UserApp:
-    """The app over a recording of a user file (core/user/recording.py)."""
+    """The app over a trace of a user file (core/user/usertrace.py)."""
     from pathlib import Path
 
     from core.user.replay import UserReplay

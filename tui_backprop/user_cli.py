@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.user.limits import MAX_ENTRIES, THRESHOLD, TIME_LIMIT
 
@@ -89,8 +91,8 @@ def add_user_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
-    """`record FILE.py` and `replay RUN` of a user-file recording, on the trace commands."""
-    rec, rep = sub.choices.get("record"), sub.choices.get("replay")
+    """`record FILE.py`, and `replay`/`info`/`metrics` of a user trace, on the trace commands."""
+    rec = sub.choices.get("record")
     if rec is not None:
         rec.add_argument("file", nargs="?", metavar="FILE.py",
                          help="record your own code (the check/debug contract) instead of "
@@ -99,47 +101,153 @@ def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
                          metavar="S", help="seconds one call into FILE.py may take")
         builtin = rec.get_default("func")
         rec.set_defaults(func=lambda a: cmd_record_user(a) if a.file else builtin(a))
-    if rep is not None:
-        builtin_replay = rep.get_default("func")
+    for name, user_cmd in (("replay", cmd_replay_user), ("info", cmd_info_user),
+                           ("metrics", cmd_metrics_user)):
+        if name in sub.choices:
+            _dispatch(sub.choices[name], user_cmd)
 
-        def replay(a: argparse.Namespace) -> int:
-            from core.user.recording import is_recording
 
-            return cmd_replay_user(a) if is_recording(a.run) else builtin_replay(a)
-        rep.set_defaults(func=replay)
+def _dispatch(parser: argparse.ArgumentParser, user_cmd: Callable[[argparse.Namespace], int]
+              ) -> None:
+    """Send a user trace to `user_cmd`, anything else to the built-in command."""
+    builtin = parser.get_default("func")
+
+    def run(a: argparse.Namespace) -> int:
+        from core.user.usertrace import is_user_trace  # here: `--help` stays NumPy-free
+
+        return user_cmd(a) if is_user_trace(a.run) else builtin(a)
+    parser.set_defaults(func=run)
 
 
 def cmd_record_user(args: argparse.Namespace) -> int:
-    from core.config import Config
     from core.user.loader import UserError, load
-    from core.user.machine import UserMachine
     from core.user.recording import record, save
     from core.user.session import resolve_data
 
+    if Path(args.out).is_dir():
+        raise UserError(f"{args.out} is a directory")
     if Path(args.out).exists() and not args.force:
         raise UserError(f"{args.out} exists; pass --force to overwrite it")
+    if args.sql_metrics:
+        raise UserError("--sql-metrics applies to the built-in network only; export a user "
+                        "trace's metrics with `metrics RUN`")
     prog = load(args.file, time_limit=args.time_limit)
     seed = prog.seed if args.seed is None else args.seed
     X, y = resolve_data(prog, args.dataset, seed)
-    m = UserMachine(prog, X, y, Config(lr=args.lr or prog.lr, seed=seed, dataset="user"))
-    every = args.checkpoint_every or 64
-    try:
-        rec = record(prog, m, args.iterations, every)
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing written", file=sys.stderr)
+    rec = record(prog, X, y, seed=seed, lr=args.lr or prog.lr, iterations=args.iterations,
+                 every=args.checkpoint_every or 64)
+    size = save(rec, args.out, args.force)
+    print(f"recorded {rec.n:,} iterations of {args.file} (source sha256 {prog.sha256[:12]}…) "
+          f"to {args.out}: {size / 1e3:.1f} kB ({size / max(rec.n, 1):.1f} bytes/iteration), "
+          f"{len(rec.events)} events")
+    if rec.meta["status"] == "interrupted":
+        kept = f"iterations 0..{rec.n - 1}" if rec.n else "no iterations, only the set-up"
+        print(f"interrupted: kept {kept} of {args.iterations:,} in {args.out}",
+              file=sys.stderr)
         return 130
-    save(rec, args.out, args.force)
-    print(f"recorded {rec.n:,} iterations of {args.file} (source sha256 "
-          f"{prog.sha256[:12]}…) to {args.out}")
     return 0
 
 
 def cmd_replay_user(args: argparse.Namespace) -> int:
+    from core.user.loader import UserError
     from tui_backprop.user_app import replay_app
 
+    if getattr(args, "op", None):
+        raise UserError("--op names a built-in op; a user trace starts at --iteration I")
     app = replay_app(args.run, iteration=args.iteration)
     app.run(mouse=args.mouse)
     return app.return_code or 0
+
+
+def user_summary(path: str) -> dict[str, Any]:
+    """What `info` shows of a user trace, as plain JSON-able data."""
+    from core.user.replay import file_status
+    from core.user.usertrace import UserTrace
+
+    with UserTrace(path) as tr:
+        rec, size = tr.recording, tr.file_bytes()
+    m, n = rec.meta, rec.n
+    final = None
+    if n:
+        h = rec.history
+        final = {"iteration": n - 1, "loss": _num(h.loss[-1]), "lr": m["lr"],
+                 "grad_norm": dict(zip(m["params"], map(_num, h.grad_norm[-1]), strict=True)),
+                 "weight_norm": dict(zip(m["params"], map(_num, h.weight_norm[-1]),
+                                         strict=True))}
+    kinds = Counter(e.kind for e in rec.events)
+    return {"path": path, "kind": "user", "format_version": int(m["format_version"]),
+            "status": m["status"], "file": m["display"], "resolved": m["path"],
+            "sha256": m["sha256"], "on_disk": file_status(rec) or "unchanged",
+            "seed": m["seed"], "lr": m["lr"],
+            "params": {k: list(v.shape) for k, v in rec.checkpoints[0].items()},
+            "data": {"X": list(rec.X.shape), "y": list(rec.y.shape)},
+            "iterations": n, "target": int(m.get("target", "0") or 0), "file_bytes": size,
+            "bytes_per_iteration": size / n if n else None,
+            "checkpoint_every": m["checkpoint_every"], "checkpoints": len(rec.checkpoints),
+            "events": {"count": len(rec.events), "by_kind": dict(sorted(kinds.items())),
+                       "first": [{"iteration": e.iteration, "op": e.op, "kind": e.kind,
+                                  "detail": e.detail} for e in rec.events[:5]]},
+            "final": final, "created": m.get("created"), "numpy": m.get("numpy"),
+            "machine": m.get("machine")}
+
+
+def _num(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None  # JSON has no NaN
+
+
+def cmd_info_user(args: argparse.Namespace) -> int:
+    info = user_summary(args.run)
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    status = {"complete": "complete", "interrupted": "stopped early"}.get(info["status"],
+                                                                           info["status"])
+    shapes = ", ".join(f"{k} {'×'.join(map(str, s)) or 'scalar'}"
+                       for k, s in info["params"].items())
+    lines = [f"trace       {info['path']}  (format {info['format_version']}, your own code, "
+             f"{status})",
+             f"file        {info['file']}  sha256 {info['sha256'][:16]}…  ({info['on_disk']})",
+             f"params      {shapes}",
+             f"data        X {tuple(info['data']['X'])}, y {tuple(info['data']['y'])}  "
+             f"seed {info['seed']}  lr {info['lr']:g}",
+             f"iterations  {info['iterations']:,} of {info['target']:,} requested",
+             f"size        {info['file_bytes'] / 1e3:.1f} kB"
+             + (f", {info['bytes_per_iteration']:.1f} bytes/iteration" if info["iterations"]
+                else "")
+             + f"; checkpoint every {info['checkpoint_every']} ({info['checkpoints']})"]
+    f = info["final"]
+    if f:
+        norms = "  ".join(f"‖∇{k}‖ {_fmt(v)}" for k, v in f["grad_norm"].items())
+        lines.append(f"final       it {f['iteration']:,}: loss {_fmt(f['loss'])}  {norms}")
+    ev = info["events"]
+    kinds = ", ".join(f"{k} {v}" for k, v in ev["by_kind"].items())
+    lines.append(f"events      {ev['count']}" + (f" ({kinds})" if kinds else ""))
+    lines += [f"  it {e['iteration']:,} · {e['op']} · {e['kind']}: {e['detail']}"
+              for e in ev["first"]]
+    lines.append(f"recorded    {info['created']} with NumPy {info['numpy']} on {info['machine']}")
+    print("\n".join(lines))
+    return 0
+
+
+def _fmt(v: float | None) -> str:
+    return "nan" if v is None else f"{v:.4g}"
+
+
+def cmd_metrics_user(args: argparse.Namespace) -> int:
+    """CSV/JSONL of a user trace: loss, lr, per parameter ‖∇p‖, ‖p‖ and their ratio.
+
+    The columns are the built-in ones (accuracy and saturation are empty: the
+    contract has no predictions), layer k being the k-th parameter init() returns."""
+    from core.history import History
+    from core.user.loader import UserError
+    from core.user.usertrace import read
+    from tui_backprop.compare_cli import cmd_metrics
+
+    if args.sql:
+        raise UserError("--sql applies to traces of the built-in network; `metrics RUN "
+                        "--out run.csv` exports a user trace")
+    rec = read(args.run)
+    return cmd_metrics(args, source=(History.wrap(rec.history), rec.events))
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -1,124 +1,153 @@
-"""Record a user file's training run, and read it back: source, data, metrics, checkpoints.
+"""Record a user file's training run into a trace (format 4, kind 'user': core/user/usertrace.py).
 
-One `.npz` (written whole, through a temp file and a rename; read with
-allow_pickle=False — never pickle) holding:
-  format   'tui-backprop-user-1'
-  meta     JSON: display path, resolved path, sha256 of the source, seed, lr, iterations,
-           checkpoint_every, parameter names
-  source   the file's bytes (uint8), so a replay re-executes exactly what was recorded
-  X, y     the data the run used
-  loss (n,), grad_norm (n, P), weight_norm (n, P)    per-iteration metrics to check against
-  ckpt_iters (m,), ckpt_<j>_<p>                      parameters at the start of ckpt_iters[j]
+The run is the debugger's own: a UserStepper (which refuses code that is not
+deterministic — a replay re-executes it) fast-running the user's loss, backward
+and update untraced, with its detectors, its gradient check at iteration 0 and
+its checkpoints.  The file is written whole once the run ends, under a
+temporary name in the target's folder and then renamed, so a failed run (an
+exception in the user's code) or a refused --force leaves any old file as it was.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+import sqlite3
 import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from core.columns import TraceError, encode, encode_block
+from core.history import MetricsBlock
+from core.trace import APPLICATION_ID, BLOCK, SCHEMA, _reason
 from core.user.loader import UserError, UserProgram
-from core.user.machine import UserCodeError, UserMachine
+from core.user.machine import UserCodeError
+from core.user.stepper import UserStepper
+from core.user.usertrace import KIND, SOURCE_SCHEMA, USER_FORMAT, Recording, storage_dtype
 
-FORMAT = "tui-backprop-user-1"
-
-
-@dataclass
-class Recording:
-    meta: dict[str, Any]
-    source: str
-    X: np.ndarray
-    y: np.ndarray
-    loss: np.ndarray
-    grad_norm: np.ndarray
-    weight_norm: np.ndarray
-    checkpoints: dict[int, dict[str, np.ndarray]]
-
-    @property
-    def n(self) -> int:
-        return len(self.loss)
+CHUNK = 256  # iterations between polls of should_stop
 
 
-def record(prog: UserProgram, m: UserMachine, iterations: int, every: int,
-           should_stop: Any = None) -> Recording:
-    """Run `iterations` from init (the user's code, untraced), keeping what replay needs."""
-    m.init()
-    ckpts: dict[int, dict[str, np.ndarray]] = {}
-    blocks = []
-    while m.pos < iterations and not (should_stop and should_stop()):
-        if m.pos % every == 0:
-            ckpts[m.pos] = m.snapshot()
-        try:
-            blocks.append(m.run_fast(min(every - m.pos % every, iterations - m.pos)))
-        except UserCodeError as exc:
-            raise UserError(str(exc).split(" (iteration")[0]) from None
-        if m.error_at is not None:
-            raise UserError(f"{m.error_text} (at iteration {m.error_at})")
-
-    def cat(name: str) -> np.ndarray:
-        if not blocks:
-            return np.zeros((0,) if name == "loss" else (0, m.program.depth))
-        return np.concatenate([getattr(b, name) for b in blocks])
-
+def record(prog: UserProgram, X: np.ndarray, y: np.ndarray, *, seed: int, lr: float,
+           iterations: int, every: int, should_stop: Callable[[], bool] | None = None
+           ) -> Recording:
+    """Run `iterations` from init; stops early (status 'interrupted') on should_stop()
+    or Ctrl-C, keeping the iterations done.  An error in the user's code is a UserError."""
+    for name, arr in (("X", X), ("y", y)):
+        _storable(prog, f"data {name}", arr)
+    s = UserStepper(prog, X, y, seed=seed, lr=lr, checkpoint_every=every)
+    init = s.user.snapshot()  # the parameters init() made: the checkpoint at 0
+    status = "complete"
+    try:
+        s.run_until(lambda ev: None, max_iters=iterations, should_stop=should_stop,
+                    block=CHUNK)
+        if s.user.error_at is not None:
+            raise UserError(f"{s.user.error_text} (at iteration {s.user.error_at})")
+    except UserCodeError as exc:
+        raise UserError(str(exc).split(" (iteration")[0]) from None
+    except KeyboardInterrupt:
+        status = "interrupted"
+    n = min(len(s.history), iterations)
+    if n < iterations:
+        status = "interrupted"
+    ckpts = {0: init, **{k: v for k, v in s.checkpoints.items() if 0 < k <= n}}
+    for name, arr in init.items():
+        _storable(prog, f"parameter {name}", arr)
+    for k, c in sorted(ckpts.items()):  # the trace keeps one dtype and shape per parameter
+        for name, arr in c.items():
+            if (arr.dtype, arr.shape) != (init[name].dtype, init[name].shape):
+                raise UserError(f"{prog.display}: parameter {name!r} is {arr.dtype} "
+                                f"{arr.shape} at iteration {k}, {init[name].dtype} "
+                                f"{init[name].shape} after init(); a trace needs update() to "
+                                f"keep each parameter's dtype and shape")
     meta = {"display": prog.display, "path": prog.filename, "sha256": prog.sha256,
-            "seed": m.cfg.seed, "lr": m.cfg.lr, "iterations": m.pos, "checkpoint_every": every,
-            "params": list(m.program.params)}
-    return Recording(meta, prog.source, m.X, m.y, cat("loss"), cat("grad_norm"),
-                     cat("weight_norm"), ckpts)
+            "seed": seed, "lr": float(lr), "checkpoint_every": s.every,
+            "params": list(s.program.params), "status": status, "target": iterations}
+    hist = s.history.view(0, n)
+    block = MetricsBlock(0, hist.loss, hist.acc, hist.lr, hist.grad_norm, hist.weight_norm,
+                         hist.saturation)
+    return Recording(meta, prog.source, X, y, block, [e for e in s.events if e.iteration < max(
+        n, 1)], ckpts)
 
 
-def save(rec: Recording, path: str, force: bool) -> None:
+def _storable(prog: UserProgram, what: str, arr: np.ndarray) -> None:
+    if storage_dtype(np.asarray(arr).dtype) is None:
+        raise UserError(f"{prog.display}: {what} has dtype {np.asarray(arr).dtype}, which a "
+                        f"trace cannot store (floats up to 64 bits, integers, bools)")
+
+
+def _flat(arr: np.ndarray) -> tuple[str, str, memoryview, int]:
+    a = np.asarray(arr)
+    return encode(a.reshape(-1).astype(storage_dtype(a.dtype)))
+
+
+def _spec(name: str, arr: np.ndarray) -> list:
+    a = np.asarray(arr)
+    return [name, a.dtype.str, list(a.shape)]
+
+
+def save(rec: Recording, path: str, force: bool) -> int:
+    """Write the trace through a temporary file and a rename; returns its size in bytes."""
     target = Path(path)
+    if target.is_dir():
+        raise TraceError(f"{target} is a directory")
     if target.exists() and not force:
-        raise UserError(f"{path} exists; pass --force to overwrite it")
-    arrays: dict[str, np.ndarray] = {
-        "format": np.array(FORMAT), "meta": np.array(json.dumps(rec.meta)),
-        "source": np.frombuffer(rec.source.encode("utf-8"), np.uint8),
-        "X": np.asarray(rec.X), "y": np.asarray(rec.y), "loss": rec.loss,
-        "grad_norm": rec.grad_norm, "weight_norm": rec.weight_norm,
-        "ckpt_iters": np.array(sorted(rec.checkpoints), np.int64)}
-    names = rec.meta["params"]
-    for j, it in enumerate(sorted(rec.checkpoints)):
-        for pi, name in enumerate(names):
-            arrays[f"ckpt_{j}_{pi}"] = rec.checkpoints[it][name]
-    folder = target.parent if str(target.parent) else Path(".")
+        raise TraceError(f"{target} exists; pass --force to overwrite it")
+    m = rec.meta
+    first = rec.checkpoints[0]
+    meta = {"format_version": USER_FORMAT, "kind": KIND, "seed": json.dumps(m["seed"]),
+            "lr": json.dumps(m["lr"]), "checkpoint_every": m["checkpoint_every"],
+            "block_size": BLOCK, "status": m["status"], "target": m["target"],
+            "params": json.dumps([_spec(k, first[k]) for k in m["params"]]),
+            "data": json.dumps({k: _spec(k, a)[1:] for k, a in (("X", rec.X), ("y", rec.y))}),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "writer": "tui-backprop", "numpy": np.__version__,
+            "machine": f"{platform.system()} {platform.machine()}"}
+    h = rec.history
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tui-backprop-", suffix=".npz", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            con.executescript(SCHEMA + SOURCE_SCHEMA)
+            con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in
+                                                                meta.items()])
+            con.execute("INSERT INTO source VALUES (?, ?, ?, ?)",
+                        (m["display"], m["path"], m["sha256"], rec.source))
+            con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
+                            [("X", *_flat(rec.X)), ("y", *_flat(rec.y))])
+            for a in range(0, rec.n, BLOCK):
+                b = min(rec.n, a + BLOCK)
+                cols = {"loss": h.loss[a:b], "grad_norm": h.grad_norm[a:b],
+                        "weight_norm": h.weight_norm[a:b]}
+                con.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [(a, b - a, k, *encode_block(np.ascontiguousarray(v)))
+                                 for k, v in cols.items()])
+            con.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                            [(it, k, *_flat(v)) for it, c in sorted(rec.checkpoints.items())
+                             for k, v in c.items()])
+            con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
+                            [(e.iteration, e.op, e.kind, e.detail) for e in rec.events])
+            con.commit()
+        finally:
+            con.close()
+        for suffix in ("-wal", "-shm", "-journal"):  # an old log must not replay on us
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(tmp, target)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def is_recording(path: str) -> bool:
-    """Whether `path` is a user-file recording (an .npz whose format entry says so)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return "format" in f.files and str(f["format"]) == FORMAT
-    except (OSError, ValueError, EOFError):
-        return False
-
-
-def read(path: str) -> Recording:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            d = {k: f[k] for k in f.files}
-        meta = json.loads(str(d["meta"]))
-        source = d["source"].tobytes().decode("utf-8")
-        names = meta["params"]
-        ckpts = {int(it): {name: d[f"ckpt_{j}_{pi}"] for pi, name in enumerate(names)}
-                 for j, it in enumerate(d["ckpt_iters"])}
-        rec = Recording(meta, source, d["X"], d["y"], d["loss"], d["grad_norm"],
-                        d["weight_norm"], ckpts)
-    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError,
-            json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a readable user-file recording ({exc})") from None
-    if 0 not in rec.checkpoints or rec.grad_norm.shape != (rec.n, len(names)):
-        raise UserError(f"{path}: damaged recording (checkpoints or metrics missing)")
-    return rec
+        return target.stat().st_size
+    except BaseException as exc:  # Ctrl-C included: no temporary file stays behind
+        if tmp is not None:
+            for suffix in ("", "-journal"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        if isinstance(exc, sqlite3.Error | OSError):
+            raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+        raise

@@ -1,4 +1,4 @@
-"""Replay a recorded user-file run: the recorded source re-executed, checked against its metrics.
+"""Replay a user trace (core/user/usertrace.py): the recorded source, re-executed and checked.
 
 `UserReplay` is a `UserStepper` over the source stored in the recording (not the
 file on disk, which may have changed: `changed` says whether it did), with the
@@ -18,9 +18,9 @@ import numpy as np
 from core.detectors import Event
 from core.history import MetricsBlock
 from core.machine import Frame
-from core.user.loader import load_source
-from core.user.recording import Recording, read
-from core.user.stepper import UserStepper
+from core.user.loader import UserError, load_source
+from core.user.stepper import GRAD_KIND, UserStepper
+from core.user.usertrace import Recording, read
 
 
 def file_status(rec: Recording) -> str:
@@ -47,16 +47,24 @@ class UserReplay(UserStepper):
                          lr=float(rec.meta["lr"]), precheck=False,
                          checkpoint_every=int(rec.meta["checkpoint_every"]))
         depth = self.program.depth
+        if list(self.program.params) != rec.meta["params"]:
+            raise UserError(f"{path}: the recorded source's init() makes parameters "
+                            f"{', '.join(self.program.params)}; the trace holds "
+                            f"{', '.join(rec.meta['params'])}")
         block = MetricsBlock.empty(0, rec.n, depth)
-        block.loss[:] = rec.loss
+        block.loss[:] = rec.history.loss
         block.acc[:] = np.nan
         block.lr[:] = [self.config_at(i).lr_at(i) for i in range(rec.n)]
-        block.grad_norm[:] = rec.grad_norm
-        block.weight_norm[:] = rec.weight_norm
+        block.grad_norm[:] = rec.history.grad_norm
+        block.weight_norm[:] = rec.history.weight_norm
         self.history.truncate(0)
         self._append(block)
         self.checkpoints.update(rec.checkpoints)
         self.end = rec.n
+        for e in rec.events:  # the gradient check made when recording: flag its panels again
+            if e.kind == GRAD_KIND and e.detail.split(":")[0] in self.program.params:
+                self.program.failing[e.detail.split(":")[0]] = e.detail.partition(" · ")[2]
+                self.events.append(e)
 
     def _observe(self, block: MetricsBlock) -> None:
         n = min(len(block), len(self.history) - block.start)

@@ -27,9 +27,12 @@ def resolve_data(prog: UserProgram, dataset: str | None, seed: int
                             f"got {type(out).__name__}")
         X, y = out
         for name, arr in (("X", X), ("y", y)):
-            if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
+            if not isinstance(arr, np.ndarray):
                 raise UserError(f"{prog.display}: data() must return NumPy arrays; {name} is "
                                 f"{type(arr).__name__}")
+            if not np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_:
+                raise UserError(f"{prog.display}: data() must return numeric arrays; {name} has "
+                                f"dtype {arr.dtype}")
         if X.ndim == 0 or y.ndim == 0 or len(X) != len(y) or len(X) == 0:
             raise UserError(f"{prog.display}: data() returned X {X.shape} and y {y.shape}: "
                             f"need the same non-zero number of rows")

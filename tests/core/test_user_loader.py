@@ -61,3 +61,14 @@ def test_an_endless_loop_is_stopped_in_any_thread(tmp_path: Path, in_thread: boo
     assert "TimeoutError: backward() ran longer than 0.3 s" in str(caught[0])
     line = 1 + source(**LOOP).splitlines().index("        N += 1")
     assert f"mynet.py:{line}:" in str(caught[0]) or f"mynet.py:{line - 1}:" in str(caught[0])
+
+
+@pytest.mark.parametrize("y, word", [("np.ones((4, 2), bool)", "dtype bool"),
+                                     ("[[1.0, 0.0]] * 4", "y is list")])
+def test_data_must_return_numeric_arrays(tmp_path: Path, y: str, word: str) -> None:
+    from core.user.session import resolve_data
+
+    path = write(tmp_path)
+    path.write_text(path.read_text() + f"\n\ndef data():\n    return np.zeros((4, 2)), {y}\n")
+    with pytest.raises(UserError, match=word):
+        resolve_data(load(str(path)), None, 0)

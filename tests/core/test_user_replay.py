@@ -1,7 +1,8 @@
-"""Recording a user file and replaying it: the stored source re-executes bit for bit."""
+"""Recording a user file to a trace and replaying it: the stored source re-executes exactly."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.user.loader import UserError, load
-from core.user.recording import read
+from core.columns import decode_block, encode_block
+from core.trace import TraceError
+from core.user.loader import load
 from core.user.replay import UserReplay
 from core.user.session import resolve_data
 from core.user.stepper import UserStepper
+from core.user.usertrace import read
 from tests.core.user_variants import source
 
 EXE = [sys.executable, "-m", "tui_backprop.cli"]
@@ -22,7 +25,7 @@ EXE = [sys.executable, "-m", "tui_backprop.cli"]
 def record(tmp: Path, iterations: int = 120) -> tuple[Path, Path]:
     mynet = tmp / "mynet.py"
     mynet.write_text(source())
-    run = tmp / "run.npz"
+    run = tmp / "run.db"
     res = subprocess.run([*EXE, "record", str(mynet), "--iterations", str(iterations),
                           "--out", str(run), "--checkpoint-every", "16"],
                          capture_output=True, text=True, timeout=120)
@@ -62,18 +65,21 @@ def test_a_changed_file_is_said_plainly_and_the_recorded_source_replays(tmp_path
 
 def test_a_tampered_metric_is_reported_as_divergence(tmp_path: Path) -> None:
     _, run = record(tmp_path)
-    with np.load(run, allow_pickle=False) as f:
-        d = {k: f[k] for k in f.files}
-    d["loss"] = d["loss"].copy()
-    d["loss"][70] = np.nextafter(d["loss"][70], 1.0)  # one ulp
-    np.savez(run, **d)
+    con = sqlite3.connect(run)
+    row = con.execute("SELECT dtype, shape, data, crc FROM blocks WHERE name = 'loss'").fetchone()
+    loss = decode_block("loss", *row).copy()
+    loss[70] = np.nextafter(loss[70], 1.0)  # one ulp
+    con.execute("UPDATE blocks SET dtype = ?, shape = ?, data = ?, crc = ? WHERE name = 'loss'",
+                encode_block(loss))
+    con.commit()
+    con.close()
     rep = UserReplay(str(run))
     rep.jump(75, 0)  # re-executes from the checkpoint at 64 across iteration 70
     assert rep.diverged is not None and rep.diverged.iteration == 70
 
 
 def test_a_damaged_recording_is_one_error(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a zip")
-    with pytest.raises(UserError, match="not a readable"):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a trace")
+    with pytest.raises(TraceError, match="not a tui-backprop trace"):
         read(str(bad))

@@ -122,7 +122,7 @@ async def test_replay_of_a_changed_file_says_so_and_steps(tmp_path: Path) -> Non
 
     mynet = tmp_path / "mynet.py"
     mynet.write_text(source())
-    run = tmp_path / "run.npz"
+    run = tmp_path / "run.db"
     res = subprocess.run([sys.executable, "-m", "tui_backprop.cli", "record", str(mynet),
                           "--iterations", "40", "--out", str(run)],
                          capture_output=True, text=True, timeout=120)
