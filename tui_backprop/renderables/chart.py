@@ -26,6 +26,8 @@ _PLOTEXT_MARKS = ("braille", "x", "+", "o", "*")
 _AXIS = Style(dim=True)
 _EVENT = Style(bold=True)
 _SERIES = (Style(), Style(bold=True), Style(bold=True), Style(), Style())
+_COLORS = ("blue", "green", "magenta", "cyan", "yellow")  # per series, when in colour
+_EVENT_COLOR = "red"
 _LOCK = threading.Lock()  # plotext 6 has a single global figure
 
 
@@ -46,40 +48,44 @@ def fmt_tick(v: float, log: bool, step: float = 0.0) -> str:
     return f"{v:.4g}"
 
 
-def _divisors(n: int, most: int = 6) -> list[int]:
-    return [k for k in range(1, min(n, most) + 1) if n % k == 0] or [1]
-
-
 def y_axis(lo: float, hi: float, rows: int, log: bool) -> tuple[float, float, list[float]]:
-    """(bottom, top, tick values) with ticks a round step apart on evenly spaced rows."""
+    """(bottom, top, tick values): ticks a round step apart, `d` rows apart from the bottom row.
+
+    The axis runs from the first tick to (rows - 1) / d steps above it, so the ticks sit
+    exactly on evenly spaced rows whatever the number of rows; of the layouts that hold
+    the data, the one with the shortest axis wins (weighed a little towards more ticks).
+    """
     if not math.isfinite(lo) or not math.isfinite(hi):
         lo, hi = 0.0, 1.0
     lo, hi = max(lo, -1e300), min(hi, 1e300)  # so that hi - lo stays finite
-    if hi <= lo:
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # flat (to float precision): pad it
         pad = abs(lo) * 0.05 or (1.0 if not log else 0.5)
         lo, hi = lo - pad, hi + pad
-    best: tuple[float, int, float, float] | None = None
-    for k in _divisors(max(1, rows - 1)):
-        raw = (hi - lo) / k
-        if log:  # integer powers of ten from floor(lo): always fits, even when lo < 0 < hi
-            a = math.floor(lo)
-            steps = [float(max(1, math.ceil((hi - a) / k - 1e-9)))]
+    n = max(1, rows - 1)
+    tol = 1e-9 * (hi - lo)
+    best: tuple[float, int, float, float, int] | None = None
+    for k in range(1, min(n, 8 if log else 6) + 1):
+        d = n // k
+        if log:  # whole decades from the one below the data
+            steps = [float(s) for s in range(1, 1000)]
         else:
-            mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-            steps = [m * mag for m in (1, 2, 2.5, 5, 10, 20)]
+            raw = (hi - lo) / k
+            mag = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+            steps = [m * mag for m in (0.5, 1, 2, 2.5, 5, 10, 20, 50)]
         for s in steps:
-            a = math.floor(lo) if log else math.floor(lo / s + 1e-9) * s
-            if a + k * s >= hi - 1e-12 * max(1.0, abs(hi)):
-                span = k * s + (s if log else 0)  # log: a decade a tick beats a long axis
-                if best is None or span < best[0] - 1e-12 or (
-                        abs(span - best[0]) <= 1e-12 and k > best[1]):
-                    best = (span, k, a, s)
+            a = float(math.floor(lo + 1e-9)) if log else math.floor(lo / s + 1e-9) * s
+            top = a + n * s / d
+            if top >= hi - tol and a + k * s <= top + tol:
+                # shortest axis, a little in favour of more ticks and (log) of whole decades
+                score = (top - a) / (1 + 0.08 * min(k, 5)) * (s if log else 1.0)
+                if best is None or score < best[0] * (1 - 1e-9) or (
+                        score <= best[0] * (1 + 1e-9) and k > best[1]):
+                    best = (score, k, a, s, d)
                 break
-    assert best is not None
-    _, k, a, s = best
-    if log:  # centre the data: spare decades split between top and bottom
-        a -= (k * s - (math.ceil(hi) - a)) // 2
-    return float(a), float(a + k * s), [float(a + i * s) for i in range(k + 1)]
+    if best is None:  # cannot happen for finite input; keep a usable axis anyway
+        return lo, hi, [lo, hi]
+    _, k, a, s, d = best
+    return float(a), float(a + n * s / d), [float(a + i * s) for i in range(k + 1)]
 
 
 def x_ticks(top: float, cols: int) -> list[float]:
@@ -156,6 +162,11 @@ class LineChart:
         import plotext as plt  # imported on first draw: keeps the app's start-up light
 
         s, f = self.s, plt.figure
+
+        def mark(symbol: str, color: str | None = None, bold: bool = False) -> object:
+            if not self.color:
+                return symbol
+            return plt.marker(symbol, plt.pixel(foreground=color, style="bold" if bold else None))
         bottom, top, ticks, labels = axis
         f.clear()
         f.plot_size(width, rows + 1)
@@ -164,20 +175,22 @@ class LineChart:
         f.axes(False, axis="y", side="right")
         level = list(np.linspace(bottom, top, rows))
         if s.marker is not None and 0 <= s.marker <= xmax:  # the cursor, under everything
-            f.draw(f.signal([float(s.marker)] * rows, level, marker="│"))
+            f.draw(f.signal([float(s.marker)] * rows, level, marker=mark("│", "gray", True)))
         seen: set[int] = set()
         for it, glyph in s.events:
             col = round(it / xmax * (cols - 1))
             if 0 <= it <= xmax and col not in seen:
                 seen.add(col)
-                f.draw(f.signal([float(it)] * (rows - 1), level[:-1], marker="┆"))
-                f.draw(f.signal([float(it)], [top], marker=glyph))
+                line = mark("┆", _EVENT_COLOR)
+                f.draw(f.signal([float(it)] * (rows - 1), level[:-1], marker=line))
+                f.draw(f.signal([float(it)], [top], marker=mark(glyph, _EVENT_COLOR, True)))
         for si, y in enumerate(ys):
             ok = np.isfinite(y)
             if not ok.any():
                 continue
             x, v = s.x[ok], y[ok]
-            sig = f.signal(x.tolist(), v.tolist(), marker=_PLOTEXT_MARKS[si % len(_PLOTEXT_MARKS)])
+            sig = f.signal(x.tolist(), v.tolist(), marker=mark(
+                _PLOTEXT_MARKS[si % len(_PLOTEXT_MARKS)], _COLORS[si % len(_COLORS)], si > 0))
             if si == 0 and len(x) > 1:
                 sig.lines()
                 sig.density("full")  # no gaps on steep segments
@@ -198,7 +211,10 @@ class LineChart:
         if len(s.lines) > 1:
             for i, (name, _) in enumerate(s.lines):
                 t.append("  ")
-                t.append(MARKS[i % len(MARKS)], _SERIES[i % len(_SERIES)])
+                style = _SERIES[i % len(_SERIES)]
+                if self.color:
+                    style += Style(color=_COLORS[i % len(_COLORS)])
+                t.append(MARKS[i % len(MARKS)], style)
                 t.append(f" {name}")
         if s.events:
             kinds = dict.fromkeys(g for _, g in s.events)
