@@ -35,7 +35,7 @@ def fmt_tick(v: float, log: bool, step: float = 0.0) -> str:
     """A tick label with just the decimals its step needs, so neighbours always differ."""
     if log:
         return f"1e{round(v)}" if abs(round(v)) >= 3 else f"{10 ** v:g}"
-    if abs(v) < 1e-12 * max(1.0, step):
+    if abs(v) < 1e-9 * step or v == 0:
         return "0"
     if step > 0:
         mag = math.floor(math.log10(step))
@@ -57,8 +57,8 @@ def y_axis(lo: float, hi: float, rows: int, log: bool) -> tuple[float, float, li
     """
     if not math.isfinite(lo) or not math.isfinite(hi):
         lo, hi = 0.0, 1.0
-    lo, hi = max(lo, -1e300), min(hi, 1e300)  # so that hi - lo stays finite
-    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # flat (to float precision): pad it
+    lo, hi = (min(max(v, -1e300), 1e300) for v in (lo, hi))  # so hi - lo stays finite
+    if hi - lo <= max(1e-9 * max(abs(lo), abs(hi)), 1e-250):  # flat (to float precision)
         pad = abs(lo) * 0.05 or (1.0 if not log else 0.5)
         lo, hi = lo - pad, hi + pad
     n = max(1, rows - 1)
@@ -67,7 +67,7 @@ def y_axis(lo: float, hi: float, rows: int, log: bool) -> tuple[float, float, li
     for k in range(1, min(n, 8 if log else 6) + 1):
         d = n // k
         if log:  # whole decades from the one below the data
-            steps = [float(s) for s in range(1, 1000)]
+            steps = [float(max(1, math.ceil((hi - math.floor(lo + 1e-9)) * d / n - 1e-9)))]
         else:
             raw = (hi - lo) / k
             mag = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
@@ -139,6 +139,7 @@ class LineChart:
             text = self._build(width, rows, ys, (bottom, top, ticks, labels), xmax, cols)
         plot = text.split("\n")[:rows + 1]
         out = [self._title(width)]
+        out[0].truncate(width, overflow="ellipsis")
         for r, row in enumerate(plot):
             t = Text.from_ansi(row, no_wrap=True, overflow="crop") if self.color else Text(row)
             t.no_wrap, t.overflow = True, "crop"
@@ -188,7 +189,7 @@ class LineChart:
             ok = np.isfinite(y)
             if not ok.any():
                 continue
-            x, v = s.x[ok], y[ok]
+            x, v = s.x[ok], np.clip(y[ok], bottom, top)  # beyond ±1e300 plotext gives up
             sig = f.signal(x.tolist(), v.tolist(), marker=mark(
                 _PLOTEXT_MARKS[si % len(_PLOTEXT_MARKS)], _COLORS[si % len(_COLORS)], si > 0))
             if si == 0 and len(x) > 1:
