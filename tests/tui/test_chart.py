@@ -22,12 +22,13 @@ values = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(values, min_size=2, max_size=60), st.integers(6, 20), st.integers(30, 130),
+@given(st.lists(values, min_size=2, max_size=60), st.integers(6, 60), st.integers(30, 300),
        st.booleans())
 def test_any_series_keeps_the_layout(ys: list[float], height: int, width: int,
                                      log: bool) -> None:
-    """NaN, Inf, zeros, huge and tiny values: exactly `height` rows, none wider than the
-    chart, the tick rows evenly spaced with distinct labels."""
+    """NaN, Inf, zeros, huge and tiny values: exactly `height` rows (also past the size of
+    the terminal running the tests), none wider than the chart, the tick rows evenly
+    spaced with distinct labels."""
     y = np.array(ys)
     s = Series("m", np.arange(len(y), dtype=float), (("m", y), ("n", y[::-1].copy())), log,
                len(y) // 2, 0, ((1, "^"),))
@@ -35,6 +36,8 @@ def test_any_series_keeps_the_layout(ys: list[float], height: int, width: int,
     assert len(lines) == height
     console = Console(width=1000)
     assert all(console.measure(ln).maximum <= width for ln in lines)
+    if width >= 60:  # the plot spans the chart's width, not the (test) terminal's
+        assert len(lines[-1].plain.rstrip()) >= width // 2
     ticks = _ticks(lines)
     assert len(ticks) >= 2 and len({t for _, t in ticks}) == len(ticks)
     rows = np.diff([i for i, _ in ticks])

@@ -95,7 +95,8 @@ def x_ticks(top: float, cols: int) -> list[float]:
     count = max(1, cols // 12)
     raw = top / count
     mag = 10 ** math.floor(math.log10(raw))
-    step = max(1.0, next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw))
+    steps = (m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    step = max(1.0, next((v for v in steps if float(v).is_integer()), 1.0))  # whole iterations
     return [float(v) for v in np.arange(0, top + step / 2, step) if v <= top]
 
 
@@ -115,9 +116,9 @@ class LineChart:
         self.color = color
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        if console.no_color or console.color_system is None:
-            self.color = False
-        yield from self.lines(options.max_width, options.height or 8)
+        plain = console.no_color or console.color_system is None
+        chart = LineChart(self.s) if plain and self.color else self
+        yield from chart.lines(options.max_width, options.height or 8)
 
     def lines(self, width: int, height: int) -> list[Text]:
         s = self.s
@@ -169,6 +170,7 @@ class LineChart:
                 return symbol
             return plt.marker(symbol, plt.pixel(foreground=color, style="bold" if bold else None))
         bottom, top, ticks, labels = axis
+        plt.terminal.limit(False, False)  # the widget's size, not the terminal's, is the limit
         f.clear()
         f.plot_size(width, rows + 1)
         f.theme("simple" if self.color else "colorless")
