@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui_backprop.cli import export_names, non_negative
+from tui_backprop.arg_types import non_negative, positive
+from tui_backprop.cli import export_names
 from tui_backprop.options import run_from_args
 
 if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
@@ -35,11 +36,6 @@ if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-fre
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def positive(text: str) -> int:
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def add_trace_commands(sub: argparse._SubParsersAction,
