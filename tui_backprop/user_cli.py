@@ -105,14 +105,12 @@ def _dispatch(parser: argparse.ArgumentParser, user_cmd: Callable[[argparse.Name
 
 
 def cmd_record_user(args: argparse.Namespace) -> int:
+    from core.recorder import existing
     from core.user.loader import UserError, load
     from core.user.recording import record, save
     from core.user.session import resolve_data
 
-    if Path(args.out).is_dir():
-        raise UserError(f"{args.out} is a directory")
-    if Path(args.out).exists() and not args.force:
-        raise UserError(f"{args.out} exists; pass --force to overwrite it")
+    existing(Path(args.out), args.force)  # before the run: folders, FIFOs, devices, no --force
     if args.sql_metrics:
         raise UserError("--sql-metrics applies to the built-in network only; export a user "
                         "trace's metrics with `metrics RUN`")
@@ -220,13 +218,9 @@ def cmd_info_user(args: argparse.Namespace) -> int:
     if f:
         norms = "  ".join(f"‖∇{k}‖ {_fmt(v)}" for k, v in f["grad_norm"].items())
         lines.append(f"final       it {f['iteration']:,}: loss {_fmt(f['loss'])}  {norms}")
-    ev = info["events"]
-    kinds = ", ".join(f"{k} {v}" for k, v in ev["by_kind"].items())
-    lines.append(f"events      {ev['count']}" + (f" ({kinds})" if kinds else ""))
-    lines += [f"  it {e['iteration']:,} · {e['op']} · {e['kind']}: {e['detail']}"
-              for e in ev["first"]]
-    lines.append(f"recorded    {info['created']} with NumPy {info['numpy']} on {info['machine']}")
-    print("\n".join(lines))
+    from tui_backprop.trace_cli import info_tail
+
+    print("\n".join(lines + info_tail(info)))
     return 0
 
 
