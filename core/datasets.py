@@ -7,8 +7,8 @@ CLI can print `error: <msg>` instead of a traceback.
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from core.dataset_names import BUILTIN  # re-exported; kept apart so the CLI skips NumPy
+from core.limits import MAX_CLASSES, MAX_CSV_BYTES, MAX_NPZ_BYTES, LimitError, open_regular
 
-MAX_CLASSES = 1024  # guards onehot() against a stray huge label allocating N x 10**9 floats
 _SEED_SALT = 0xDA7A  # keeps the data stream independent of other uses of the same seed
 _XY = tuple[np.ndarray, np.ndarray]  # X, labels
 _Loaded = tuple[np.ndarray, np.ndarray, int]  # X, labels, minimum class count
@@ -123,7 +123,8 @@ def _load_csv(path: str) -> _Loaded:
     feats: list[list[float]] = []
     labels: list[int] = []
     m = 0  # column count, fixed by the first non-blank row
-    with open(os.path.expanduser(path), newline="", encoding="utf-8-sig") as fh:
+    raw = open_regular(path, MAX_CSV_BYTES, "CSV file")
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         try:
             for row in reader:
@@ -185,7 +186,7 @@ def _npz_labels(path: str, y: np.ndarray, n_rows: int) -> tuple[np.ndarray, int]
 
 
 def _load_npz(path: str) -> _Loaded:
-    with open(os.path.expanduser(path), "rb") as fh:
+    with open_regular(path, MAX_NPZ_BYTES, ".npz file") as fh:
         try:
             with np.load(fh, allow_pickle=False) as npz:
                 keys = set(npz.files)
@@ -218,6 +219,8 @@ def _load_file(path: str, loader: Callable[[str], _Loaded]) -> _Loaded:
         return loader(path)
     except DatasetError:
         raise
+    except LimitError as e:
+        raise DatasetError(str(e)) from None
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
     except UnicodeDecodeError:
@@ -248,7 +251,9 @@ def make_dataset(name_or_path: str, seed: int, n_classes: int = 0) -> Dataset:
             raise DatasetError(
                 f"{name}: labels need {k} classes but the output width is {n_classes}")
         k = n_classes
-    if k < 2:
-        raise DatasetError(f"{name}: labels have only one class; need at least 2")
+    present = np.unique(labels)
+    if k < 2 or len(present) < 2:
+        raise DatasetError(f"{name}: labels have only one class (every label is "
+                           f"{int(present[0])}); need at least 2")
     return Dataset(name=name, X=np.ascontiguousarray(X, dtype=np.float64),
                    labels=np.ascontiguousarray(labels, dtype=np.int64), n_classes=k)

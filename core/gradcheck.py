@@ -14,6 +14,7 @@ fail on pure roundoff, while any larger discrepancy still fails.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,10 +44,16 @@ class GradcheckResult:
     skipped_kinks: int
     eps: float
     threshold: float = THRESHOLD
+    nonfinite: int = 0  # entries whose difference was NaN/Inf (the loss overflows at w ± ε)
 
     @property
     def passed(self) -> bool:
-        return self.max_rel_error <= self.threshold
+        """At least one entry compared, and every compared entry within the threshold.
+
+        A NaN difference counts as an infinite error (it confirms nothing), and a
+        check whose every entry was skipped at a kink has no verdict: neither passes.
+        """
+        return self.checked > 0 and self.max_rel_error <= self.threshold
 
 
 def checkable(key: str) -> str:
@@ -116,7 +123,7 @@ def gradcheck(machine: Machine, frame: Frame, key: str, *, eps: float = 1e-5,
             rng.choice(size, max_entries, replace=False))
         rel = np.full(target.shape, np.nan)
         a_list, n_list = [], []
-        skipped = 0
+        skipped = nonfinite = 0
         worst, worst_err = (0,) * target.ndim, 0.0
         for idx in picks:
             lp, c1 = loss_with(int(idx), eps)
@@ -127,11 +134,15 @@ def gradcheck(machine: Machine, frame: Frame, key: str, *, eps: float = 1e-5,
             num = (lp - lm) / (2 * eps)
             ana = float(analytic_full.flat[idx])
             denom = abs(ana) + abs(num)
-            err = 0.0 if denom < FLOOR else abs(ana - num) / max(denom, floor)
+            if not math.isfinite(num):
+                err = math.inf
+                nonfinite += 1
+            else:
+                err = 0.0 if denom < FLOOR else abs(ana - num) / max(denom, floor)
             rel.flat[idx] = err
             a_list.append(ana)
             n_list.append(num)
             if err >= worst_err:
                 worst_err, worst = err, tuple(int(i) for i in np.unravel_index(idx, target.shape))
     return GradcheckResult(key, wrt, worst_err, worst, np.array(a_list), np.array(n_list), rel,
-                           len(a_list), skipped, eps)
+                           len(a_list), skipped, eps, nonfinite=nonfinite)

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import sqlite3
+import stat
 import tempfile
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ from core.config import Config, Detect
 from core.datasets import BUILTIN, Dataset, make_dataset
 from core.detectors import scan
 from core.history import History
+from core.limits import kind_of
 from core.machine import Machine
 from core.reexec import locate_nan
 from core.trace import (
@@ -81,6 +83,8 @@ class Recorder:
         self.flags: Counter[str] = Counter()
         self.loss = math.nan
         self.committed = 0
+        self.discarded = False
+        self._pending: Path | None = None
         meta = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()),
                 "dataset": "builtin" if cfg.dataset in BUILTIN else "arrays", "rows": rows,
                 "inputs": data.X.shape[1], "n_classes": data.n_classes,
@@ -119,25 +123,19 @@ class Recorder:
 
     def _create(self, force: bool, meta: dict[str, Any], data: Dataset | None
                 ) -> sqlite3.Connection:
+        """Build the new file under a temporary name, then put it at `path`.
+
+        A new path gets it at once (hard link: atomic create-if-absent, so a file
+        that appeared meanwhile is never clobbered).  An existing trace (--force)
+        is replaced only at the first commit that holds iterations (`_publish`):
+        a run that fails or stops before that leaves the old file untouched.
+        """
         target = self.path
-        if target.is_dir():
-            raise TraceError(f"{target} is a directory")
-        if target.exists() and not force:
-            raise TraceError(f"{target} exists; pass --force to overwrite it")
+        exists = existing(target, force)
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                       dir=target.parent)
-            os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            con = sqlite3.connect(tmp)
+            tmp, con = temp_trace(target, SCHEMA, meta)
             try:
-                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                con.executescript(SCHEMA)
-                con.executemany("INSERT INTO meta VALUES (?, ?)",
-                                [(k, str(v)) for k, v in meta.items()])
                 if data is not None:
                     con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
                                     [("X", *encode(data.X.astype("<f8"))),
@@ -146,20 +144,51 @@ class Recorder:
                     metrics_table.create(con, self.m.program.depth)
                 self._checkpoint(con)
                 con.commit()
-            finally:
+            except BaseException:
                 con.close()
-            for suffix in ("-wal", "-shm", "-journal"):  # an old log must not replay on us
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-            os.replace(tmp, target)
-            con = sqlite3.connect(target)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a killed process
-            return con
+                raise
+            if exists:  # keep recording privately (rollback journal: names of its own)
+                self._pending, self._ident = Path(tmp), _identity(tmp)
+                return con
+            con.close()
+            _clear_logs(target)
+            _link_new(tmp, target)
+            tmp = None
+            return self._open_published()
         except (sqlite3.Error, OSError) as exc:
             if tmp is not None:
                 for suffix in ("", "-journal"):
                     Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-            raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+            kept = "; the existing file is unchanged" if exists else ""
+            raise TraceError(f"cannot write {target}: {_reason(exc)}{kept}") from None
+
+    def _open_published(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a killed process
+        self._ident = _identity(self.path)
+        return con
+
+    def _publish(self) -> None:
+        """--force: the private file now holds iterations; move it over the old trace."""
+        self.db.close()
+        _clear_logs(self.path)
+        os.replace(self._pending, self.path)  # fails: _writing removes it, the old file stays
+        self._pending = None
+        self.db = self._open_published()
+
+    def _check_ours(self) -> None:
+        """Another recording replaced (or someone removed) our file: stop, and say so."""
+        try:
+            ours = _identity(self.path) == self._ident
+        except OSError:
+            ours = False
+        if not ours:
+            with suppress(sqlite3.Error):
+                self.db.close()
+            n = self.pos
+            raise TraceError(f"{self.path} was replaced by another recording (or removed) while "
+                             f"this one ran: its {n:,} iteration{'s' * (n != 1)} are not in it")
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -170,6 +199,11 @@ class Recorder:
             with suppress(sqlite3.Error):
                 self.db.rollback()
                 self.db.close()
+            if self._pending is not None:  # --force, nothing published: the old file stays
+                for suffix in ("", "-journal"):
+                    Path(f"{self._pending}{suffix}").unlink(missing_ok=True)
+                raise TraceError(f"cannot write {self.path}: {_reason(exc)}; the existing "
+                                 "file is unchanged") from None
             kept = (f"kept iterations 0..{self.committed - 1}" if self.committed
                     else "no iterations were committed")
             raise TraceError(f"cannot write {self.path}: {_reason(exc)}; {kept}") from None
@@ -246,13 +280,39 @@ class Recorder:
         self.base = keep
 
     def commit(self) -> None:
+        if self._pending is None:
+            self._check_ours()
         if self.pos > self.committed and self.pos % self.block:
             self._flush()
         self.db.commit()
         self.committed, self.last_commit = self.pos, time.monotonic()
+        if self._pending is not None and self.committed > 0:
+            self._publish()
+        elif not os.path.exists(f"{self.path}-wal"):  # a replaced recorder, closing, removed
+            self._relog()  # our log by name (SQLite does): write it through, start a new one
+
+    def _relog(self) -> None:
+        with suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("PRAGMA journal_mode=DELETE")
+            self.db.execute("PRAGMA journal_mode=WAL")
+
+    def discard(self) -> None:
+        """Give up a --force recording that never published: the old file stays."""
+        self.discarded = True
+        if self._pending is not None:
+            with suppress(sqlite3.Error):
+                self.db.close()
+            for suffix in ("", "-journal"):
+                Path(f"{self._pending}{suffix}").unlink(missing_ok=True)
 
     def close(self, status: str = "complete") -> None:
-        """Write the tail, a checkpoint at the end and the status; leave one plain file."""
+        """Write the tail, a checkpoint at the end and the status; leave one plain file.
+
+        A --force recording with no iteration is discarded instead: the old file stays.
+        """
+        if self._pending is not None and self.pos == 0:
+            return self.discard()
         with self._writing():
             if self.pos % self.every:
                 self._checkpoint(self.db)
@@ -261,6 +321,89 @@ class Recorder:
             with suppress(sqlite3.Error):  # fold the WAL in: one plain file (unless a reader
                 self.db.execute("PRAGMA journal_mode=DELETE")  # holds it open: then WAL stays)
             self.db.close()
+        self._check_ours()  # replaced at the last moment: this run must not report success
+
+
+def _identity(path: str | Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def temp_trace(target: Path, schema: str, meta: dict[str, Any]
+               ) -> tuple[str, sqlite3.Connection]:
+    """A private temporary trace beside `target` (mode from the umask): application id,
+    tables and meta written; the caller fills it, then links or renames it into place.
+    On failure nothing is left behind."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            con.executescript(schema)
+            con.executemany("INSERT INTO meta VALUES (?, ?)",
+                            [(k, str(v)) for k, v in meta.items()])
+        except BaseException:
+            con.close()
+            raise
+    except BaseException:
+        for suffix in ("", "-journal"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        raise
+    return tmp, con
+
+
+def place(tmp: str, target: Path, replacing: bool) -> None:
+    """Move a finished temporary trace to `target`: over the old file when replacing
+    (already checked by `existing`), else only if nothing appeared there meanwhile."""
+    _clear_logs(target)
+    if replacing:
+        os.replace(tmp, target)
+    else:
+        _link_new(tmp, target)
+
+
+def existing(target: Path, force: bool) -> bool:
+    """Whether `target` is a trace to replace; refuses folders, FIFOs, devices, bad names."""
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:  # ENAMETOOLONG, EACCES, ELOOP
+        raise TraceError(f"cannot write {target}: {_reason(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TraceError(f"{target} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise TraceError(f"{target} is a {kind_of(st.st_mode)}, not a regular file; "
+                         "refusing to replace it")
+    if not force:
+        raise TraceError(f"{target} exists; pass --force to overwrite it")
+    return True
+
+
+def _clear_logs(target: Path) -> None:
+    """An old write-ahead log must never replay into a new file of the same name."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+
+
+def _link_new(tmp: str, target: Path) -> None:
+    """Put tmp at target only if nothing is there (a hard link fails if it exists)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise TraceError(f"{target} exists; pass --force to overwrite it") from None
+    except OSError:  # no hard links on this filesystem: the check above must do
+        if os.path.lexists(target):
+            Path(tmp).unlink(missing_ok=True)
+            raise TraceError(f"{target} exists; pass --force to overwrite it") from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
 
 
 def scan_tail(start: int, det: Detect) -> int:

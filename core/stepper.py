@@ -37,6 +37,10 @@ BlockRule = Callable[[list[Event], int, int], Event | None]
 QUIET = frozenset({kn.KIND})  # events that inform, never stop a plain continue
 
 
+class Interrupted(RuntimeError):
+    """A move stopped by `Stepper.interrupt()` (the app quitting); the cursor did not move."""
+
+
 def _first(events: list[Event]) -> Event | None:
     return next((e for e in events if e.kind not in QUIET), None)
 
@@ -45,6 +49,7 @@ class Stepper:
     """Cursor, checkpoints, metrics history and events of one live run."""
 
     end: int | None = None  # iterations >= end do not exist (a replay's recorded range)
+    interrupted = False  # set from another thread by interrupt(): every long loop stops
 
     def __init__(self, cfg: Config, data: Dataset | None = None, *,
                  checkpoint_every: int | None = None, memory_mb: float = 128,
@@ -66,6 +71,7 @@ class Stepper:
         # (a power of two, so continue blocks and checkpoint stretches line up)
         self.every = checkpoint_every or 1 << max(0, min(10, int(np.log2(max(
             1.0, 3e7 / max(flops, 1))))))
+        self._chunk = self.every  # fast-path iterations between interrupt checks (~20 ms)
         self.max_checkpoints = max(8, min(4096, int(memory_mb * 2**20 / max(p_bytes, 1))))
         self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
         self._hi = -1  # >= every saved iteration (a shortcut for _base)
@@ -202,7 +208,7 @@ class Stepper:
                 return self._land(hit)
         pos = start
         while pos < end:
-            if should_stop is not None and should_stop():
+            if self.interrupted or (should_stop is not None and should_stop()):
                 break
             stop_at = min(end, (pos // block + 1) * block)
             self._advance_history(stop_at)
@@ -214,6 +220,13 @@ class Stepper:
         if pos > start:
             self._enter(pos - 1, -1)
         return None
+
+    def interrupt(self) -> None:
+        """Stop whatever move runs in another thread within one chunk (~20 ms of work).
+
+        For quitting: the move raises Interrupted and every later move does too.
+        """
+        self.interrupted = True
 
     # ------------------------------------------------------------------ knobs
     def set_knobs(self, **changes: object) -> Event | None:
@@ -332,7 +345,9 @@ class Stepper:
             snap = 1  # big nets: every iteration of a short stretch
         blocks: list[MetricsBlock] = []
         while (pos := self._active.pos) < i:
-            nxt = min(i, (pos // self.every + 1) * self.every)
+            if self.interrupted:
+                raise Interrupted(f"stopped at iteration {pos}")
+            nxt = min(i, (pos // self.every + 1) * self.every, pos + self._chunk)
             m = self._switch(pos)
             m.snap_every = snap
             blocks.append(m.run_fast(min(nxt, self._next_start(pos)) - pos))

@@ -71,8 +71,10 @@ from core.config import Config, ConfigError
 from core.datasets import BUILTIN, MAX_CLASSES, Dataset
 from core.detectors import KINDS, Event
 from core.history import History, MetricsBlock
+from core.limits import LimitError, check_memory, footprint
 from core.machine import SAT_EVERY
 from core.program import Program, build_program
+from core.trace_check import MetaError, check_meta
 
 FORMAT_VERSION = 3  # what this version writes for the built-in net (1 and 2 still open)
 COMPRESSED = 3  # metric blocks are core/codec.py blobs from this version on
@@ -181,7 +183,14 @@ class TraceReader:
                 kind = "cannot open read-only; a recording that was not closed needs its " \
                        "-wal file and a writable folder"
             raise TraceError(_line(f"{self.path}: {kind} ({msg})")) from None
-        except (ValueError, TypeError, KeyError, OverflowError, MemoryError) as exc:
+        except LimitError as exc:
+            raise TraceError(_line(f"{self.path}: {exc}")) from None
+        except MetaError as exc:
+            raise TraceError(_line(f"{self.path}: damaged trace: {exc}")) from None
+        except OSError as exc:  # permission denied, a folder gone, an I/O error
+            raise TraceError(_line(f"{self.path}: cannot read ({_reason(exc)})")) from None
+        except (ValueError, TypeError, KeyError, OverflowError, MemoryError,
+                RecursionError) as exc:
             raise TraceError(_line(f"{self.path}: damaged trace ({exc!s:.200})")) from None
 
     def _check_file(self) -> None:
@@ -208,11 +217,12 @@ class TraceReader:
         if missing:
             raise TraceError(f"not a complete trace: missing table {missing[0]!r}")
         meta = dict(q("SELECT key, value FROM meta").fetchall())
-        self.meta = meta
-        version = self._int("format_version", 1)
-        if meta.get("kind", "builtin") == "user":  # format 4: core/user/usertrace.py
+        if meta.get("kind", "builtin") == "user":  # validated by core/user/usertrace.py
             raise TraceError("a trace of your own code (record FILE.py): this command reads "
                              "built-in runs only; replay, info and metrics read it")
+        check_meta(meta)  # every entry by type and range (core/trace_check.py)
+        self.meta = meta
+        version = self._int("format_version", 1)
         if version > FORMAT_VERSION:
             raise TraceError(f"written by a newer tui-backprop (format {version}; this version "
                              f"reads up to {FORMAT_VERSION}): upgrade to open it")
@@ -233,6 +243,7 @@ class TraceReader:
         self.program = build_program(self.cfg, inputs, self.n_classes,
                                      rows if full else self.cfg.batch_size)
         self.rows = rows
+        check_memory(footprint(self.program, rows))  # a huge stored net: refused, named
         self._shapes = {p: self.program.param_shape(p) for p in self.program.params}
         self._dtype = np.dtype(self.cfg.dtype).newbyteorder("<").str
         self.version = version

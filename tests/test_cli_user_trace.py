@@ -150,3 +150,23 @@ def test_ctrl_c_in_the_users_code_keeps_the_iterations_done(tmp_path: Path) -> N
     X, y = resolve_data(prog, None, prog.seed)
     m = UserMachine(prog, X, y, Config(lr=prog.lr, seed=prog.seed, dataset="user"))
     assert info["final"]["loss"] == float(m.run_fast(n).loss[-1])
+
+
+def test_verify_checks_a_user_trace_and_names_a_damaged_checkpoint(
+        recorded: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = recorded
+    res = run("verify", str(out))
+    assert res.returncode == 0 and "ok · your own code" in res.stdout, res.stderr
+    bad = tmp_path / "bad.db"
+    shutil.copy(out, bad)
+    con = sqlite3.connect(bad)
+    it, name, data = con.execute("SELECT iteration, name, data FROM checkpoints "
+                                 "ORDER BY iteration DESC LIMIT 1").fetchone()
+    flipped = bytes([data[0] ^ 1]) + bytes(data[1:])
+    con.execute("UPDATE checkpoints SET data = ? WHERE iteration = ? AND name = ?",
+                (flipped, it, name))
+    con.commit()
+    con.close()
+    res = run("verify", str(bad))
+    assert_one_line_error(res)
+    assert "checkpoint" in res.stderr

@@ -15,6 +15,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -34,6 +35,17 @@ class StartScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(self.text)
+
+
+class SafeCommandPalette(CommandPalette):
+    """Textual's palette, minus one crash: pgup/pgdn in the same burst as ctrl+p reach
+    OptionList._move_page before the list has lines, which raises KeyError (Textual 8.2.8)."""
+
+    def _action_command_list(self, action: str) -> None:
+        try:
+            super()._action_command_list(action)
+        except KeyError:  # nothing laid out yet: there is no page to move by
+            pass
 
 
 class BackpropApp(App[int]):
@@ -87,12 +99,22 @@ class BackpropApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(MainScreen.BINDINGS + self.BINDINGS, MainScreen.PALETTE))
 
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(SafeCommandPalette(id="--command-palette"))
+
     async def action_quit(self) -> None:
+        """Quit now, whatever runs: the engine stops at its next chunk (~20-50 ms), so the
+        worker thread the process waits for at exit ends at once (see Stepper.interrupt)."""
         from tui_backprop.screens import MainScreen
 
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.action_pause()  # a running worker stops at its next block
+                interrupt = getattr(screen.source, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
+        self.workers.cancel_all()  # the save worker polls is_cancelled
         self.exit(0)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -128,12 +150,14 @@ def replay_app(source: Any, name: str | None = None) -> BackpropApp:
 def run_app(cfg: Config, mouse: bool = False) -> int:
     """Open the app on a live run of `cfg`; returns the exit status.
 
-    The Stepper (and NumPy with it) is built after the first frame is painted.
+    The Stepper (and NumPy with it) is built after the first frame is painted, once
+    the dataset is loaded and the run's memory footprint checked (options.checked_data).
     """
     def build() -> tuple[Any, str]:
         from core.stepper import Stepper
+        from tui_backprop.options import checked_data
 
-        stepper = Stepper(cfg)
+        stepper = Stepper(cfg, checked_data(cfg))
         return stepper, live_label(cfg, stepper.program)
 
     app = BackpropApp(None, label=f"live {cfg.dataset}", build=build)

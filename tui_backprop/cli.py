@@ -11,14 +11,18 @@ BLAS threads can still be chosen (`--threads`) before NumPy loads.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.config import Config, ConfigError
-from tui_backprop.options import add_run_options, config_from_args
+from core.limits import LimitError, kind_of
+from tui_backprop.arg_types import non_negative
+from tui_backprop.options import add_run_options, config_from_args, run_from_args
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,17 +53,32 @@ def export_names(depth: int, bias: bool) -> list[str]:
     return names
 
 
+def check_target(path: str, force: bool) -> None:
+    """An output path may be new, or (with --force) an existing regular file: never a FIFO,
+    a device or a folder, which a rename would silently replace or fail on."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # ENAMETOOLONG, EACCES on a parent, ELOOP, ...
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is a {kind_of(st.st_mode)}, not a regular file; "
+                         "refusing to replace it")
+    if not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+
+
 def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:
     """Write atomically: a temp file in the same folder, renamed over the target."""
     import tempfile
 
     import numpy as np
 
+    check_target(path, force)
     target = Path(path)
-    if target.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
-    if target.is_dir():
-        raise UsageError(f"{path} is a directory")
     folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tui-backprop-", suffix=".npz", dir=folder)
@@ -68,20 +87,21 @@ def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        if not force and os.path.lexists(target):  # appeared meanwhile: still never clobber
+            raise FileExistsError(errno.EEXIST, "it appeared while writing; nothing replaced")
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def live_export(cfg: Config, iteration: int) -> dict[str, np.ndarray]:
-    """Every named matrix of one iteration of a live run."""
-    from core.stepper import Stepper
+def live_export(cfg: Config, iteration: int, data: Any = None) -> dict[str, np.ndarray]:
+    """Every named matrix of one iteration of a live run (see export_progress.run_to)."""
+    from tui_backprop.export_progress import run_to
 
-    stepper = Stepper(cfg)
-    stepper.jump(iteration, 0)
-    arrays = stepper.frame.arrays()
-    return {k: arrays[k] for k in export_names(stepper.program.depth, cfg.bias)}
+    frame, depth = run_to(cfg, data, iteration)
+    arrays = frame.arrays()
+    return {k: arrays[k] for k in export_names(depth, cfg.bias)}
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -122,7 +142,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         if args.iteration is None:
             raise UsageError("export needs --iteration I")
-        arrays = live_export(config_from_args(args), args.iteration)
+        check_target(args.out, args.force)  # before the work, not after hours of it
+        cfg, data = run_from_args(args, frames=1)
+        arrays = live_export(cfg, args.iteration, data)
     write_npz(args.out, arrays, args.force)
     print(f"wrote {len(arrays)} arrays of iteration {args.iteration} to {args.out}")
     return 0
@@ -134,14 +156,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_app(config_from_args(args), mouse=args.mouse)
 
 
-def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def build_parser() -> Parser:
@@ -186,7 +200,7 @@ def _add_trace_commands(sub: argparse._SubParsersAction) -> None:
 
 def is_input_error(exc: BaseException) -> bool:
     """Bad input (printed as one line), as opposed to a bug (a traceback)."""
-    if isinstance(exc, (UsageError, ConfigError)):
+    if isinstance(exc, (UsageError, ConfigError, LimitError)):
         return True
     return any(isinstance(exc, getattr(sys.modules[mod], name))
                for mod, name in INPUT_ERRORS if mod in sys.modules)
@@ -235,9 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError):  # `tui-backprop info RUN | head`: reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         if not is_input_error(exc):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -75,6 +75,7 @@ class GradcheckData:
     rel_error: np.ndarray | None = None
     rows: tuple[tuple[str, float, float, float], ...] = ()  # worst entries: index, a, n, err
     diagnosis: str = ""  # what kind of mistake a FAIL looks like (user code, core/user)
+    nonfinite: int = 0  # entries whose finite difference was NaN/Inf
 
 
 def gradcheck_key(src: Any) -> str:
@@ -108,7 +109,8 @@ def gradcheck_data(result: GradcheckResult, name: str, iteration: int, dtype: st
                          f"iteration {iteration}{f64}", "", result.passed,
                          result.max_rel_error, result.threshold,
                          f"{result.wrt}{idx_text(result.worst_index)}", result.checked,
-                         rel.size, result.skipped_kinks, result.eps, rel, rows)
+                         rel.size, result.skipped_kinks, result.eps, rel, rows,
+                         nonfinite=result.nonfinite)
 
 
 # --------------------------------------------------------------------------- decision boundary

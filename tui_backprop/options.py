@@ -70,8 +70,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Build and validate the run's Config; raises ConfigError with a one-line message."""
-    base = preset_config(args.preset or DEFAULT_PRESET)
-    if args.config:
+    base = preset_config(DEFAULT_PRESET if args.preset is None else args.preset)
+    if args.config is not None:
         changes_file = _toml_changes(load_toml(args.config), args.config)
         try:
             base = Config.build(base, changes_file)
@@ -85,6 +85,31 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if not args.preset and not args.config:  # no preset named: defaults that learn
         changes = fitted_changes(changes)
     return Config.build(base, changes)
+
+
+def run_from_args(args: argparse.Namespace, frames: int = 5) -> tuple[Config, Any]:
+    """The Config and its dataset, refused before any buffer exists if it cannot fit."""
+    cfg = config_from_args(args)
+    return cfg, checked_data(cfg, frames)
+
+
+def checked_data(cfg: Config, frames: int = 5) -> Any:
+    """Load `cfg`'s dataset and refuse the run if its footprint exceeds available memory.
+
+    `frames`: iterations held op by op at once (5 for the app's stepper, 1 headless).
+    Raises ConfigError, DatasetError or LimitError (one line naming the figure).
+    NumPy loads here, not at import: the CLI's start-up stays that of argparse.
+    """
+    from core.datasets import make_dataset
+    from core.limits import check_memory, footprint
+    from core.program import build_program
+
+    data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
+    rows = len(data.labels) if cfg.limit == 0 else min(cfg.limit, len(data.labels))
+    batch = rows if cfg.batch_size == 0 else min(cfg.batch_size, rows)
+    program = build_program(cfg, data.X.shape[1], data.n_classes, batch)
+    check_memory(footprint(program, rows, frames))
+    return data
 
 
 def _toml_changes(data: dict[str, Any], path: str) -> dict[str, Any]:

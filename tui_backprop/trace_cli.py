@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui_backprop.cli import export_names, non_negative
-from tui_backprop.options import config_from_args
+from tui_backprop.arg_types import non_negative, positive
+from tui_backprop.cli import export_names
+from tui_backprop.options import run_from_args
 
 if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
     import numpy as np
@@ -35,11 +36,6 @@ if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-fre
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def positive(text: str) -> int:
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def add_trace_commands(sub: argparse._SubParsersAction,
@@ -71,24 +67,31 @@ def add_trace_commands(sub: argparse._SubParsersAction,
     rep.add_argument("--mouse", action="store_true",
                      help="enable mouse support (off by default: keyboard-first, SSH-safe)")
     rep.set_defaults(func=cmd_replay)
+    ver = sub.add_parser("verify", help="check every block and checkpoint checksum of a trace")
+    ver.add_argument("run", metavar="RUN")
+    ver.set_defaults(func=cmd_verify)
 
 
 # ---------------------------------------------------------------------- record
 def cmd_record(args: argparse.Namespace) -> int:
     from core.recorder import Recorder
 
-    cfg = config_from_args(args)
+    cfg, data = run_from_args(args, frames=1)
     stopped: list[int] = []  # Ctrl-C (or SIGTERM) only sets a flag: the loop stops cleanly
     old = {s: signal.signal(s, lambda signum, frame: stopped.append(signum))
            for s in STOP_SIGNALS}
     try:
-        rec = Recorder(args.out, cfg, force=args.force, every=args.checkpoint_every,
+        rec = Recorder(args.out, cfg, data, force=args.force, every=args.checkpoint_every,
                        target=args.iterations, sql_metrics=args.sql_metrics)
         _record_with_progress(rec, args.iterations, lambda: bool(stopped))
         rec.close("interrupted" if stopped else "complete")
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if rec.discarded:
+        print(f"interrupted before the first iteration: {args.out} is unchanged",
+              file=sys.stderr)
+        return 128 + stopped[0] if stopped else 0
     n, size = rec.pos, Path(args.out).stat().st_size
     print(f"recorded {n:,} iterations to {args.out}: {size / 1e6:.2f} MB "
           f"({size / max(n, 1):.1f} bytes/iteration), {sum(rec.flags.values())} events")
@@ -192,14 +195,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines.append(f"final       it {f['iteration']:,}: loss {_fmt(f['loss'])}  acc "
                      f"{_fmt(f['acc'])}  lr {_fmt(f['lr'])}  ‖∇W‖ {_fmts(f['grad_norm'])}  "
                      f"‖W‖ {_fmts(f['weight_norm'])}  η‖∇‖/‖W‖ {_fmts(f['update_ratio'])}")
+    print("\n".join(lines + info_tail(info)))
+    return 0
+
+
+def info_tail(info: dict[str, Any]) -> list[str]:
+    """The events and provenance lines `info` prints for any trace, built-in or user."""
     ev = info["events"]
     kinds = ", ".join(f"{k} {v}" for k, v in ev["by_kind"].items())
-    lines.append(f"events      {ev['count']}" + (f" ({kinds})" if kinds else ""))
+    lines = [f"events      {ev['count']}" + (f" ({kinds})" if kinds else "")]
     lines += [f"  it {e['iteration']:,} · {e['op']} · {e['kind']}: {e['detail']}"
               for e in ev["first"]]
     lines.append(f"recorded    {info['created']} with NumPy {info['numpy']} on {info['machine']}")
-    print("\n".join(lines))
-    return 0
+    return lines
 
 
 def _fmt(v: float | None) -> str:
@@ -210,13 +218,29 @@ def _fmts(vs: list[float | None]) -> str:
     return "[" + ", ".join(_fmt(v) for v in vs) + "]"
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Every checksum of a trace; the first damaged part is the one `error:` line."""
+    from core.trace import TraceReader
+    from core.trace_check import verify
+
+    with TraceReader(args.run) as tr:
+        print(verify(tr))
+    return 0
+
+
 # ---------------------------------------------------------------------- replay / export
-def _open_at(path: str, iteration: int | None, op: str | int = 0) -> Replay:
-    """A replay with its cursor at (iteration, op), range and op name checked first."""
+def _open_at(path: str, iteration: int | None, op: str | int | None = None) -> Replay:
+    """A replay with its cursor at (iteration, op), range and op name checked first.
+
+    An op without an iteration means that op of iteration 0.
+    """
     from core.replay import Replay
     from core.trace import TraceError
 
     rp = Replay(path)
+    if op is not None and iteration is None:
+        iteration = 0
+    op = 0 if op is None else op
     if iteration is not None:
         if iteration >= rp.n:
             rp.close()
@@ -232,7 +256,7 @@ def _open_at(path: str, iteration: int | None, op: str | int = 0) -> Replay:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    rp = _open_at(args.run, args.iteration, args.op or 0)
+    rp = _open_at(args.run, args.iteration, args.op)
     try:
         from tui_backprop.app import run_replay
     except ImportError:

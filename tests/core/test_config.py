@@ -37,6 +37,20 @@ def test_hidden_widths_parse(text, widths) -> None:
     ({"detect": {"nope": 1}}, "unknown detector"),
     ({"saturation_share": 2}, "saturation_share"),
     ({"seed": -1}, "seed"),
+    ({"seed": 1.0}, "seed must be an integer"),
+    ({"outputs": 2.0}, "outputs must be an integer"),
+    ({"limit": 10.0}, "limit must be an integer"),
+    ({"batch_size": 2.0}, "batch_size must be an integer"),
+    ({"outputs": 10**6}, "outputs must be <= 1024"),
+    ({"seed": 2**63}, "seed must be <="),
+    ({"hidden": [True]}, "hidden width True"),
+    ({"hidden": [3.0]}, "hidden width 3.0"),
+    ({"hidden": [3] * 33}, "at most 32"),
+    ({"lr_decay": 1e308}, "lr_decay must be <= 1e+100"),
+    ({"detect": {"window": 2**62}}, "window must be <="),
+    ({"detect": {"window": 1e12}}, "window must be an integer"),
+    ({"detect": {"rise_iters": 2**40}}, "rise_iters must be <="),
+    ({"detect": 3}, "detect must be a table"),
 ])
 def test_impossible_configs_are_refused(changes, words) -> None:
     with pytest.raises(ConfigError) as err:
@@ -48,3 +62,31 @@ def test_impossible_configs_are_refused(changes, words) -> None:
 def test_lr_decay_is_inverse_time() -> None:
     cfg = Config(lr=1.0, lr_decay=0.5)
     assert [cfg.lr_at(i) for i in range(3)] == [1.0, 1.0 / 1.5, 0.5]
+
+
+def test_changes_must_be_a_table() -> None:
+    with pytest.raises(ConfigError, match="not a list"):
+        Config.from_dict([1, 2])  # a trace whose stored config is a JSON list
+
+
+def test_largest_allowed_values_stay_finite() -> None:
+    """The bounds exist so lr/(1+decay*i) never overflows for any addressable iteration."""
+    import math
+
+    from core.limits import FLOAT_MAX, MAX_ITERATION
+
+    cfg = Config.build(Config(), {"lr": FLOAT_MAX, "lr_decay": FLOAT_MAX})
+    assert math.isfinite(cfg.lr_decay * MAX_ITERATION) and cfg.lr_at(MAX_ITERATION) > 0
+
+
+def test_memory_estimate_refuses_with_the_figures() -> None:
+    from core.limits import LimitError, check_memory, footprint
+    from core.program import build_program
+
+    cfg = Config(hidden=(1000, 1000))
+    fp = footprint(build_program(cfg, 2, 2, 300), 300)
+    params = (2 * 1000 + 1000 * 1000 + 1000 * 2) * 8
+    assert fp.params == params and fp.total > 5 * params  # buffers, frames, checkpoints too
+    check_memory(fp, available=fp.total)  # exactly enough is enough
+    with pytest.raises(LimitError, match=r"needs about .* MiB .* only 1.0 MiB is available"):
+        check_memory(fp, available=2**20)

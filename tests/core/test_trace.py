@@ -272,8 +272,11 @@ def test_recorder_refuses_to_overwrite_and_force_keeps_old_until_new_is_ready(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(TraceError, match="cannot write .*No space left on device"):
-        Recorder(path, SEED_CFG.replace(seed=1), force=True)
+    rec = Recorder(path, SEED_CFG.replace(seed=1), force=True)
+    rec.run(10)
+    assert digest(path) == before  # --force replaces at the first commit with iterations
+    with pytest.raises(TraceError, match="cannot write .*No space left on device.*unchanged"):
+        rec.close()
     assert digest(path) == before and sorted(os.listdir(tmp_path)) == ["run.trace"]
     monkeypatch.undo()
     record(path, SEED_CFG.replace(seed=1), 20, force=True)

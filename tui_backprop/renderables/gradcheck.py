@@ -19,6 +19,7 @@ from tui_backprop.renderables.matrix import MatrixHeatmap
 
 _PASS = Style(bold=True, color="black", bgcolor="green")
 _FAIL = Style(bold=True, color="bright_white", bgcolor="red")
+_NONE = Style(bold=True, color="black", bgcolor="yellow")
 _BOLD = Style(bold=True)
 _DIM = Style(dim=True)
 
@@ -38,11 +39,19 @@ class GradcheckReport:
                          "parameters: step there (p jumps phases) and press f again.", _DIM)]
             return out
         verdict = Text()
-        verdict.append(" PASS ✓ " if d.passed else " FAIL ✗ ", _PASS if d.passed else _FAIL)
-        rel = "≤" if d.passed else ">"
-        verdict.append(f"  max relative error {d.max_rel:.2e} {rel} threshold "
-                       f"{d.threshold:.0e}  (worst: {d.worst})")
+        if d.checked == 0:  # every entry skipped: nothing was compared, so no verdict
+            verdict.append(" NO VERDICT ? ", _NONE)
+            verdict.append("  every sampled entry was skipped at a ReLU kink: nothing compared")
+        else:
+            verdict.append(" PASS ✓ " if d.passed else " FAIL ✗ ", _PASS if d.passed else _FAIL)
+            rel = "≤" if d.passed else ">"
+            verdict.append(f"  max relative error {d.max_rel:.2e} {rel} threshold "
+                           f"{d.threshold:.0e}  (worst: {d.worst})")
         out.append(verdict)
+        if d.nonfinite:
+            out.append(Text(f"{d.nonfinite} entr{'ies' if d.nonfinite > 1 else 'y'} gave a NaN/Inf "
+                            "difference: the loss overflows at w ± ε, so they confirm nothing",
+                            _BOLD))
         if d.diagnosis:
             out.append(Text(d.diagnosis, _BOLD))
         sampled = "" if d.checked + d.skipped >= d.total else " (sampled)"

@@ -149,5 +149,7 @@ class ControlMixin:
             msg = f"saved {path} (it 0..{done - 1})"  # the path first: 80 columns cut the tail
         except TraceError as exc:
             msg = f"cannot save: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the status line says it; the app lives on
+            msg = f"cannot save: {type(exc).__name__}: {' '.join(str(exc).split())}"
         if not worker.is_cancelled:
             self.app.call_from_thread(self._say, msg)

@@ -85,7 +85,7 @@ class GradcheckScreen(ModalScreen[None]):
         body = self.query_one(GradcheckBody)
         body.data = data
         body.set_class(not data.message and data.passed, "-pass")
-        body.set_class(not data.message and not data.passed, "-fail")
+        body.set_class(not data.message and not data.passed and data.checked > 0, "-fail")
         body.refresh()
 
     def action_close(self) -> None:

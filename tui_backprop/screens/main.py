@@ -274,8 +274,18 @@ class MainScreen(showing.ShowingMixin, control.ControlMixin, tools.ToolsMixin, S
                     self._typeahead.append((event.key, event.character))
                 event.stop()
                 event.prevent_default()
-        elif event.key in ("g", "r") and not self.running:
+                if event.key == "enter":  # the answer is complete: later keys (q!) are keys
+                    self._awaiting_prompt = False
+                    self._prompt = None
+        elif event.key in ("g", "r") and not self.running and self.app.screen is self:
             self._awaiting_prompt = True
+
+    def on_screen_suspend(self) -> None:
+        """A dialog came on top before g/r's prompt opened (`r k` in one burst): g/r's
+        binding now meets the dialog and never runs, so stop holding keys for a prompt."""
+        if self._prompt is None:
+            self._awaiting_prompt = False
+            self._typeahead.clear()
 
     # ------------------------------------------------------------------ long work
     def _start(self, kind: str, arg: int) -> None:
@@ -302,6 +312,8 @@ class MainScreen(showing.ShowingMixin, control.ControlMixin, tools.ToolsMixin, S
         gap = [0.1]  # seconds between refreshes: ≥ 0.1, and ≥ 20× their own cost (≤ 5%)
 
         def should_stop() -> bool:  # polled by the engine between blocks of iterations
+            if getattr(src, "interrupted", False):  # quitting: never wait on the UI thread
+                return True
             now = time.perf_counter()
             if now - last[0] >= gap[0]:
                 last[0] = now
