@@ -131,21 +131,11 @@ class Recorder:
         a run that fails or stops before that leaves the old file untouched.
         """
         target = self.path
-        exists = _existing(target, force)
+        exists = existing(target, force)
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                       dir=target.parent)
-            os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            con = sqlite3.connect(tmp)
+            tmp, con = temp_trace(target, SCHEMA, meta)
             try:
-                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                con.executescript(SCHEMA)
-                con.executemany("INSERT INTO meta VALUES (?, ?)",
-                                [(k, str(v)) for k, v in meta.items()])
                 if data is not None:
                     con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
                                     [("X", *encode(data.X.astype("<f8"))),
@@ -339,7 +329,44 @@ def _identity(path: str | Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _existing(target: Path, force: bool) -> bool:
+def temp_trace(target: Path, schema: str, meta: dict[str, Any]
+               ) -> tuple[str, sqlite3.Connection]:
+    """A private temporary trace beside `target` (mode from the umask): application id,
+    tables and meta written; the caller fills it, then links or renames it into place.
+    On failure nothing is left behind."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            con.executescript(schema)
+            con.executemany("INSERT INTO meta VALUES (?, ?)",
+                            [(k, str(v)) for k, v in meta.items()])
+        except BaseException:
+            con.close()
+            raise
+    except BaseException:
+        for suffix in ("", "-journal"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        raise
+    return tmp, con
+
+
+def place(tmp: str, target: Path, replacing: bool) -> None:
+    """Move a finished temporary trace to `target`: over the old file when replacing
+    (already checked by `existing`), else only if nothing appeared there meanwhile."""
+    _clear_logs(target)
+    if replacing:
+        os.replace(tmp, target)
+    else:
+        _link_new(tmp, target)
+
+
+def existing(target: Path, force: bool) -> bool:
     """Whether `target` is a trace to replace; refuses folders, FIFOs, devices, bad names."""
     try:
         st = os.stat(target)

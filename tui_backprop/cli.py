@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.config import Config, ConfigError
-from core.limits import MAX_ITERATION, LimitError, kind_of
+from core.limits import LimitError, kind_of
+from tui_backprop.arg_types import non_negative
 from tui_backprop.options import add_run_options, config_from_args, run_from_args
 
 if TYPE_CHECKING:
@@ -155,16 +156,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_app(config_from_args(args), mouse=args.mouse)
 
 
-def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r:.40} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    if value > MAX_ITERATION:
-        raise argparse.ArgumentTypeError(f"must be <= 2**53 = {MAX_ITERATION}, got {text:.40}")
-    return value
 
 
 def build_parser() -> Parser:

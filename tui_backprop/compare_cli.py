@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_backprop.arg_types import non_negative, number, positive
+
 if TYPE_CHECKING:
     from core.config import Config
     from core.diff import Side
@@ -31,34 +33,10 @@ def _fail(message: str) -> Exception:
     return TraceError(message)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
-def _rtol(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
 
 
 def add_compare_commands(sub: argparse._SubParsersAction,
@@ -71,19 +49,19 @@ def add_compare_commands(sub: argparse._SubParsersAction,
     add_run_options(d)
     d.add_argument("--vs", metavar='"OPTIONS"',
                    help='B is A with these run options, e.g. --vs "--lr 2.0"')
-    d.add_argument("--vs-from", type=_non_negative, metavar="T",
+    d.add_argument("--vs-from", type=non_negative, metavar="T",
                    help="apply --vs as a knob change from iteration T (A and B share 0..T-1)")
-    d.add_argument("--iterations", type=_positive, metavar="N",
+    d.add_argument("--iterations", type=positive, metavar="N",
                    help=f"iterations of a live run (default: the trace's, else "
                         f"{DEFAULT_ITERATIONS})")
-    d.add_argument("--rtol", type=_rtol, default=0.0, metavar="R",
+    d.add_argument("--rtol", type=number(0.0, 1.0, lo_open=False), default=0.0, metavar="R",
                    help="relative tolerance (default 0: bit-equal, NaN equals NaN)")
     d.add_argument("--show", metavar="I,J,...", help="iterations of the summary table")
     d.add_argument("--tui", action="store_true", help="open the split view on the difference")
     d.set_defaults(func=cmd_diff)
     m = sub.add_parser("metrics", help="write a trace's per-iteration metrics as CSV or JSONL")
     m.add_argument("run", metavar="RUN")
-    m.add_argument("--every", type=_positive, default=1, metavar="K",
+    m.add_argument("--every", type=positive, default=1, metavar="K",
                    help="every K-th iteration (and always the last)")
     fmt = m.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV with a header (the default)")

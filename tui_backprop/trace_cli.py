@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui_backprop.cli import export_names, non_negative
+from tui_backprop.arg_types import non_negative, positive
+from tui_backprop.cli import export_names
 from tui_backprop.options import run_from_args
 
 if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
@@ -35,11 +36,6 @@ if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-fre
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def positive(text: str) -> int:
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def add_trace_commands(sub: argparse._SubParsersAction,
@@ -199,14 +195,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines.append(f"final       it {f['iteration']:,}: loss {_fmt(f['loss'])}  acc "
                      f"{_fmt(f['acc'])}  lr {_fmt(f['lr'])}  ‖∇W‖ {_fmts(f['grad_norm'])}  "
                      f"‖W‖ {_fmts(f['weight_norm'])}  η‖∇‖/‖W‖ {_fmts(f['update_ratio'])}")
+    print("\n".join(lines + info_tail(info)))
+    return 0
+
+
+def info_tail(info: dict[str, Any]) -> list[str]:
+    """The events and provenance lines `info` prints for any trace, built-in or user."""
     ev = info["events"]
     kinds = ", ".join(f"{k} {v}" for k, v in ev["by_kind"].items())
-    lines.append(f"events      {ev['count']}" + (f" ({kinds})" if kinds else ""))
+    lines = [f"events      {ev['count']}" + (f" ({kinds})" if kinds else "")]
     lines += [f"  it {e['iteration']:,} · {e['op']} · {e['kind']}: {e['detail']}"
               for e in ev["first"]]
     lines.append(f"recorded    {info['created']} with NumPy {info['numpy']} on {info['machine']}")
-    print("\n".join(lines))
-    return 0
+    return lines
 
 
 def _fmt(v: float | None) -> str:

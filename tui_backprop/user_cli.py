@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.user.limits import MAX_ENTRIES, THRESHOLD, TIME_LIMIT
+from tui_backprop.arg_types import number, positive
 
 if TYPE_CHECKING:  # the commands load them: `--help` stays NumPy-free
     from core.user.check import CheckReport, ParamResult
@@ -36,24 +37,8 @@ def _iterations(text: str) -> list[int]:
     return values
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -64,8 +49,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(y is passed one-hot; default xor)")
     p.add_argument("--seed", type=int, help="seed for init(rng) and built-in data "
                                             "(default: the file's SEED, else 0)")
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the file's LR)")
-    p.add_argument("--time-limit", type=_positive_float, default=TIME_LIMIT, metavar="S",
+    p.add_argument("--lr", type=number(), help="learning rate (default: the file's LR)")
+    p.add_argument("--time-limit", type=number(), default=TIME_LIMIT, metavar="S",
                    help=f"seconds any one call into FILE.py may take (default {TIME_LIMIT:g})")
 
 
@@ -76,10 +61,10 @@ def add_user_commands(sub: argparse._SubParsersAction) -> None:
     chk.add_argument("--at", type=_iterations, default=[0, 100], metavar="I,J",
                      help="iterations to check at, training with your own gradients in "
                           "between (default 0,100)")
-    chk.add_argument("--samples", type=_positive_int, default=MAX_ENTRIES, metavar="K",
+    chk.add_argument("--samples", type=positive, default=MAX_ENTRIES, metavar="K",
                      help=f"entries checked per parameter above this size (default "
                           f"{MAX_ENTRIES}; a fixed stride, stated in the output)")
-    chk.add_argument("--threshold", type=_positive_float, default=THRESHOLD, metavar="T",
+    chk.add_argument("--threshold", type=number(), default=THRESHOLD, metavar="T",
                      help=f"max relative error that passes (default {THRESHOLD:g})")
     chk.add_argument("--json", action="store_true", help="print one JSON object")
     chk.set_defaults(func=cmd_check)
@@ -97,7 +82,7 @@ def _extend_trace_commands(sub: argparse._SubParsersAction) -> None:
         rec.add_argument("file", nargs="?", metavar="FILE.py",
                          help="record your own code (the check/debug contract) instead of "
                               "the built-in network; --seed, --lr, --dataset apply")
-        rec.add_argument("--time-limit", type=_positive_float, default=TIME_LIMIT,
+        rec.add_argument("--time-limit", type=number(), default=TIME_LIMIT,
                          metavar="S", help="seconds one call into FILE.py may take")
         builtin = rec.get_default("func")
         rec.set_defaults(func=lambda a: cmd_record_user(a) if a.file else builtin(a))
@@ -120,14 +105,12 @@ def _dispatch(parser: argparse.ArgumentParser, user_cmd: Callable[[argparse.Name
 
 
 def cmd_record_user(args: argparse.Namespace) -> int:
+    from core.recorder import existing
     from core.user.loader import UserError, load
     from core.user.recording import record, save
     from core.user.session import resolve_data
 
-    if Path(args.out).is_dir():
-        raise UserError(f"{args.out} is a directory")
-    if Path(args.out).exists() and not args.force:
-        raise UserError(f"{args.out} exists; pass --force to overwrite it")
+    existing(Path(args.out), args.force)  # before the run: folders, FIFOs, devices, no --force
     if args.sql_metrics:
         raise UserError("--sql-metrics applies to the built-in network only; export a user "
                         "trace's metrics with `metrics RUN`")
@@ -235,13 +218,9 @@ def cmd_info_user(args: argparse.Namespace) -> int:
     if f:
         norms = "  ".join(f"‖∇{k}‖ {_fmt(v)}" for k, v in f["grad_norm"].items())
         lines.append(f"final       it {f['iteration']:,}: loss {_fmt(f['loss'])}  {norms}")
-    ev = info["events"]
-    kinds = ", ".join(f"{k} {v}" for k, v in ev["by_kind"].items())
-    lines.append(f"events      {ev['count']}" + (f" ({kinds})" if kinds else ""))
-    lines += [f"  it {e['iteration']:,} · {e['op']} · {e['kind']}: {e['detail']}"
-              for e in ev["first"]]
-    lines.append(f"recorded    {info['created']} with NumPy {info['numpy']} on {info['machine']}")
-    print("\n".join(lines))
+    from tui_backprop.trace_cli import info_tail
+
+    print("\n".join(lines + info_tail(info)))
     return 0
 
 

@@ -11,10 +11,8 @@ exception in the user's code) or a refused --force leaves any old file as it was
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,8 @@ import numpy as np
 
 from core.columns import TraceError, encode, encode_block
 from core.history import MetricsBlock
-from core.trace import APPLICATION_ID, BLOCK, SCHEMA, _reason
+from core.recorder import existing, place, temp_trace
+from core.trace import BLOCK, SCHEMA, _reason
 from core.user.loader import UserError, UserProgram
 from core.user.machine import UserCodeError
 from core.user.stepper import UserStepper
@@ -93,10 +92,7 @@ def _spec(name: str, arr: np.ndarray) -> list:
 def save(rec: Recording, path: str, force: bool) -> int:
     """Write the trace through a temporary file and a rename; returns its size in bytes."""
     target = Path(path)
-    if target.is_dir():
-        raise TraceError(f"{target} is a directory")
-    if target.exists() and not force:
-        raise TraceError(f"{target} exists; pass --force to overwrite it")
+    replacing = existing(target, force)  # folders, FIFOs, devices refused; --force needed
     m = rec.meta
     first = rec.checkpoints[0]
     meta = {"format_version": USER_FORMAT, "kind": KIND, "seed": json.dumps(m["seed"]),
@@ -110,17 +106,8 @@ def save(rec: Recording, path: str, force: bool) -> int:
     h = rec.history
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        con = sqlite3.connect(tmp)
+        tmp, con = temp_trace(target, SCHEMA + SOURCE_SCHEMA, meta)
         try:
-            con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            con.executescript(SCHEMA + SOURCE_SCHEMA)
-            con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in
-                                                                meta.items()])
             con.execute("INSERT INTO source VALUES (?, ?, ?, ?)",
                         (m["display"], m["path"], m["sha256"], rec.source))
             con.executemany("INSERT INTO dataset VALUES (?, ?, ?, ?, ?)",
@@ -140,9 +127,8 @@ def save(rec: Recording, path: str, force: bool) -> int:
             con.commit()
         finally:
             con.close()
-        for suffix in ("-wal", "-shm", "-journal"):  # an old log must not replay on us
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, target)
+        place(tmp, target, replacing)
+        tmp = None
         return target.stat().st_size
     except BaseException as exc:  # Ctrl-C included: no temporary file stays behind
         if tmp is not None:

@@ -1,7 +1,8 @@
 """ChartView: the metric chart (loss, accuracy or gradient norms) at the widget's size.
 
 The series arrive already downsampled to the chart width (min/max per bucket,
-see `view.downsample`); `renderables.chart.LineChart` draws them.  The widget
+see `view.downsample`); `renderables.chart.LineChart` draws them
+(with plotext, in colour unless the app runs with NO_COLOR).  The widget
 keeps the last built lines until the series or its size changes, so repaints
 cost nothing and do not flicker.
 """
@@ -35,7 +36,7 @@ class ChartView(Widget):
             return Text(f"chart hidden: {w}×{h} is too small", style="dim")
         key = (id(s), w, h)
         if self._built is None or self._built[0] != key:
-            self._built = (key, Group(*LineChart(s).lines(w, h)))
+            self._built = (key, Group(*LineChart(s, color=not self.app.no_color).lines(w, h)))
         return self._built[1]
 
 
