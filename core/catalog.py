@@ -30,7 +30,25 @@ Vec = Callable[[Array, Array], Code]
 # and the fast path inlines into its generated loop.
 def _sigmoid(z: Array, out: Array) -> Code:
     return (Code.call(np.negative, z, out=out) + Code.call(np.exp, out, out=out)
-            + Code.call(np.add, out, 1.0, out=out) + Code.call(np.reciprocal, out, out=out))
+            + Code.call(np.add, out, 1.0, out=out) + Code.call(np.divide, 1.0, out, out=out))
+
+
+def sigmoid_scaled(z: Array, out: Array, e: Array, n: int) -> Code:
+    """σ(z) for a full-batch MSE output, leaving e = exp(−z)/N in `e` for `mse_dz_scaled`.
+
+    exp(−z − ln N) = exp(−z)/N and σ = (1/N)/(1/N + exp(−z)/N): the same four calls as
+    `_sigmoid`, with the 1/N of the loss's gradient folded in (σ differs in the last bits).
+    """
+    inv = 1.0 / n
+    return (Code.call(np.subtract, -math.log(n), z, out=e) + Code.call(np.exp, e, out=e)
+            + Code.call(np.add, e, inv, out=out) + Code.call(np.divide, inv, out, out=out))
+
+
+def mse_dz_scaled(diff: Array, h: Array, e: Array, tmp: Array, out: Array) -> Code:
+    """dL/dz = (h − y)/N ⊙ h(1 − h) as (h − y) ⊙ (exp(−z)/N)·h·h: 1 − h = exp(−z)·h, so
+    h(1 − h)/N = (exp(−z)/N)·h², and the 1/N costs no call (see `sigmoid_scaled`)."""
+    return (Code.call(np.multiply, e, h, out=tmp) + Code.call(np.multiply, tmp, h, out=tmp)
+            + Code.call(np.multiply, diff, tmp, out=out))
 
 
 def _sigmoid_d(h: Array, out: Array) -> Code:  # h(1-h), from the output

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core import catalog as cat
-from core.code import Late, Unit, build_function, positional_out, render
+from core.code import Late, Unit, build_function, const_arg, positional_out, render
 
 
 def _root(a: np.ndarray) -> np.ndarray:
@@ -96,19 +96,19 @@ def _unit_from_calls(calls: tuple[tuple[object, tuple[object, ...]], ...]) -> Un
     writes: list[np.ndarray] = []
     names: dict[int, str] = {}
 
-    def name(v: object) -> str:
+    def name(v: object, fn: object = None, out: object = None) -> str:
         if isinstance(v, Late):
             env.update(v.env)
             return v.src
         if id(v) not in names:
             names[id(v)] = f"v{len(names)}"
-            env[names[id(v)]] = v
+            env[names[id(v)]] = const_arg(fn, v, out)  # type: ignore[arg-type]
         return names[id(v)]
 
     for fn, args in calls:
         *ins, out = args
         out_src = name(out) if positional_out(fn) else f"out={name(out)}"
-        lines.append(f"{name(fn)}({', '.join([*(name(v) for v in ins), out_src])})")
+        lines.append(f"{name(fn)}({', '.join([*(name(v, fn, out) for v in ins), out_src])})")
         reads.extend(a for a in ins if isinstance(a, np.ndarray))
         writes.append(out)  # type: ignore[arg-type]
     return Unit("\n".join(lines), env, tuple(reads), tuple(writes), calls)
@@ -146,7 +146,36 @@ def fuse_units(units: list[Unit]) -> list[Unit]:
 
 
 CHUNK = 256  # full batch: accuracy is computed for this many iterations at once
+
+
+def chunk_rows(width: int) -> int:
+    """Rows of a row-metrics chunk: ~1 MB (it stays in cache), at least 128 (a flush costs
+    ~20 NumPy calls whatever its size).  Measured: 468 rows at the seed, 128 at 2-50-2."""
+    return max(128, (1 << 17) // max(width, 1))
+
+
 SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
+
+
+def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
+    """The fast path's step: the live ops' units, fused, and the chunk its rows go to.
+
+    With row metrics the norm op's place holds one copy of the arena into the
+    chunk's row c_ (after the gradients, before clipping and the update) and the
+    metric-only units are left out: the loop computes them a chunk at a time.
+    """
+    prog, buf = m.program, m.buf  # type: ignore[attr-defined]
+    live: list[Unit] = []
+    chunk = None
+    for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
+        if prog.row_metrics and op.key == "grad_norm":
+            arena = buf["metric_rows"]
+            chunk = np.empty((chunk_rows(arena.size), arena.size), arena.dtype)
+            live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
+                                                       "arena": arena}))
+        else:
+            live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
+    return fuse_units(live), chunk
 
 
 def build_loop(m: object) -> Callable[..., None]:
@@ -155,14 +184,17 @@ def build_loop(m: object) -> Callable[..., None]:
     loop(count, i0, j0, loss_l, acc_l, gn_l, wn_l, satb, marks, keep) runs `count`
     iterations from i0 (row j0 of the block), calling keep((i, parameter copy)) at the
     start of each iteration i that the sorted iterator `marks` yields,
-    appending per-iteration metrics to the lists (cheaper than NumPy item writes)
-    and sampled saturation into `satb`.  The step itself is the live ops' units
-    (fused); around it: the step size, ‖W‖² (free from an L2 loss), accuracy from
-    argmax rows compared a chunk at a time, saturation every SAT_EVERY iterations.
+    appending per-iteration metrics to the lists (cheaper than NumPy item writes), or
+    with row metrics writing them a chunk at a time into the block's arrays (then
+    loss_l .. wn_l are those arrays, wn_l of Σ W²), and sampled saturation into `satb`.
+    The step itself is the live ops' units (fused); around it: the step size, ‖W‖²
+    (free from an L2 loss), accuracy from argmax rows compared a chunk at a time,
+    saturation every SAT_EVERY iterations.
     """
     prog, buf, hp, cfg = m.program, m.buf, m.hp, m.cfg  # type: ignore[attr-defined]
     depth, n = prog.depth, prog.n
-    units = fuse_units([u for k in m.live for u in k.units])  # type: ignore[attr-defined]
+    rows_mode = prog.row_metrics
+    units, chunk = step_units(m)
     body, env = render(units, "f")
     free_wsq = cfg.reg > 0 and cfg.reg_kind == "l2"
     full = m.full  # type: ignore[attr-defined]
@@ -175,6 +207,10 @@ def build_loop(m: object) -> Callable[..., None]:
         for l, h in hidden:
             satb[j, l] = np.count_nonzero(act.saturated(h)) / h.size
 
+    def flush(c: int, j: int, loss: np.ndarray, acc: np.ndarray, gn: np.ndarray,
+              wsq: np.ndarray) -> None:  # rows j − c .. j − 1 of the block
+        hp.rows.into(chunk[:c], loss[j - c:j], acc[j - c:j], gn[j - c:j], wsq[j - c:j])
+
     env.update(hp_=hp, lr0=cfg.lr, decay=cfg.lr_decay, amax=out.argmax, preds=preds,
                rows=list(preds), labels=buf["labels"], cnz=np.count_nonzero, inv_n=1.0 / n,
                CHUNK_=CHUNK, sat=sat, load=m.load_batch,  # type: ignore[attr-defined]
@@ -186,27 +222,36 @@ def build_loop(m: object) -> Callable[..., None]:
         pre.append("load(i_)")
     if cfg.lr_decay:
         pre.append("hp_.lr = lr0 / (1.0 + decay * i_)")
-    if not free_wsq:  # ‖W‖² before the update, one dot per layer
+    if not free_wsq and not rows_mode:  # ‖W‖² before the update, one dot per layer
         ws = [buf[p].reshape(-1) for p in prog.params if p[0] == "W"]
         for l, w in enumerate(ws):
             env[f"wd_{l}"], env[f"wf_{l}"] = w.dot, w
         pre.append("wa((" + "".join(f"float(wd_{l}(wf_{l})), " for l in range(depth)) + "))")
-    post = ["wa(hp_.w_sq)"] if free_wsq else []
-    post += ["la(hp_.loss)", "ga(hp_.grad_norm)"]
-    if full:  # keep predictions; compare a chunk of them at once
-        post += ["amax(1, rows[c_])", "c_ += 1", "if c_ == CHUNK_:",
+    post = ["wa(hp_.w_sq)"] if free_wsq and not rows_mode else []
+    if rows_mode:  # the arena row was copied in place of the norm op
+        env["flush"] = flush
+        env["ROWS_"] = len(chunk)  # type: ignore[arg-type]
+        post += ["c_ += 1", "if c_ == ROWS_:",
+                 "    flush(c_, j_ + 1, loss_l, acc_l, gn_l, wn_l)", "    c_ = 0"]
+    elif full:  # keep predictions; compare a chunk of them at once
+        post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, rows[c_])", "c_ += 1",
+                 "if c_ == CHUNK_:",
                  "    aa((cnz(preds == labels, axis=1) * inv_n).tolist())", "    c_ = 0"]
     else:
-        post += ["amax(1, pred)", "equal(pred, labels, eq)", "acc_l.append(cnz(eq) * inv_n)"]
+        post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, pred)", "equal(pred, labels, eq)",
+                 "acc_l.append(cnz(eq) * inv_n)"]
     if hidden:
         post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
         env["SAT_EVERY_"] = SAT_EVERY
-    lines = ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend",
-             "c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
+    lines = ([] if rows_mode else
+             ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend"])
+    lines += ["c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
              "ib = i0 - j0",
              "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
     lines += ["    " + ln for ln in pre + body + post]
-    if full:
+    if rows_mode:
+        lines += ["if c_:", "    flush(c_, j0 + count, loss_l, acc_l, gn_l, wn_l)"]
+    elif full:
         lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
     return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",
                                         "satb", "marks", "keep"], lines, env)

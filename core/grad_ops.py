@@ -7,6 +7,7 @@ the catalog (`core/catalog.py`), bound here to preallocated buffers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -14,7 +15,8 @@ import numpy as np
 from core import catalog as cat
 from core.code import Code
 from core.config import Config
-from core.op import Buffers, Hyper, Op, cells, h_name, lr_of
+from core.op import Buffers, Hyper, Op, cells, decay_of, h_name, lr_of
+from core.rows import RowMetrics
 
 
 def loss_dh_op(loss: cat.Loss, l: int, shp: tuple[int, int], dt: np.dtype, n: int,
@@ -71,6 +73,31 @@ def loss_dz_op(loss: cat.Loss, l: int, shp: tuple[int, int], n: int, fmt: dict[s
               loss.name, bind)
 
 
+def folded_dz_ops(loss: cat.Loss, l: int, shp: tuple[int, int], n: int,
+                  fmt: dict[str, str], scratch: Callable[[Buffers, str], np.ndarray]
+                  ) -> list[Op]:
+    """dL/dh, dh/dz (shown only) and dL/dz = their product computed directly, for a
+    full-batch MSE output whose sigmoid keeps exp(−z)/N (cat.sigmoid_scaled)."""
+    inv = 1.0 / n
+
+    def bind_dh(b: Buffers, hp: Hyper):  # the loss op left h − y in `diff`
+        return Code.call(np.multiply, scratch(b, "diff"), inv, out=b[f"dL_dh{l}"])
+
+    def bind_dhdz(b: Buffers, hp: Hyper):
+        return cat._sigmoid_d(b[f"h{l}"], b[f"dh{l}_dz{l}"])
+
+    def bind_dz(b: Buffers, hp: Hyper):
+        return cat.mse_dz_scaled(scratch(b, "diff"), b[f"h{l}"], scratch(b, "eN"),
+                                 scratch(b, "tN"), b[f"dL_dz{l}"])
+
+    return [Op(f"dL_dh{l}", f"dL/dh{l}", "backward", loss.dh_text.format(**fmt),
+               (f"h{l}", "y"), shp, l, loss.name, bind_dh, display_only=True),
+            Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward", loss.dhdz_text.format(**fmt),
+               (f"h{l}",), shp, l, "sigmoid", bind_dhdz, display_only=True),
+            Op(f"dL_dz{l}", f"dL/dz{l}", "backward", loss.dz_text.format(**fmt),
+               (f"dL_dh{l}", f"dh{l}_dz{l}"), shp, l, loss.name, bind_dz)]
+
+
 def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
     """dL/dh{l} = dL/dz{l+1}·W{l+1}ᵀ: the linear layer's derivative w.r.t. its input."""
     def bind(b: Buffers, hp: Hyper):
@@ -81,8 +108,15 @@ def grad_input_op(l: int, shp: tuple[int, int]) -> Op:
 
 
 def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, int],
-            n: int) -> Op:
-    """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient)."""
+              n: int, decay: bool = False,
+              with_bias: Callable[[Buffers], tuple[np.ndarray, np.ndarray]] | None = None
+              ) -> Op:
+    """dL/dW{l} = h{l−1}ᵀ·dL/dz{l} (+ the penalty's gradient).
+
+    `decay` (L2, row metrics): the fast path keeps only the data term (in `raw_dW{l}`)
+    and the update applies the penalty as a weight decay; the sum is formed for the
+    stepper to show and, in core/rows.py, for the norms, with the same two calls.
+    `with_bias` (layer 1, row metrics): ([1 | X]ᵀ, [db1; dW1]): both in one product."""
     src = h_name(l - 1)
     extra = " + " + reg.grad_text.format(W=f"W{l}") if reg else ""
     ins = (src, f"dL_dz{l}") + ((f"W{l}",) if reg else ())
@@ -90,9 +124,22 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
 
     def bind(b: Buffers, hp: Hyper):
         xt, g, w, out = b[src].T, b[f"dL_dz{l}"], b[f"W{l}"], b[f"dL_dW{l}"]
+        if with_bias is not None:  # [db; dW] = [1 | x]ᵀ·g in one product, then as below
+            x1t, both = with_bias(b)
+            prod = Code.dot(x1t, g, both)
+            if reg is None:
+                return prod
+            raw = b[f"raw_dW{l}"] if decay else out
+            term = reg.grad_term(w, coeff, b[f"W{l}_reg"]) + Code.call(np.add, raw, b[
+                f"W{l}_reg"], out=out)
+            return prod + (term.as_metric() if decay else term)
         if reg is None:
             return Code.dot(xt, g, out)
         tmp = b[f"W{l}_reg"]  # a slice of a flat arena: the terms of all layers merge
+        if decay:
+            raw = b[f"raw_dW{l}"]
+            return Code.dot(xt, g, raw) + (reg.grad_term(w, coeff, tmp) + Code.call(
+                np.add, raw, tmp, out=out)).as_metric()
         return Code.dot(xt, g, out) + (reg.grad_term(w, coeff, tmp)
                                        + Code.call(np.add, out, tmp, out=out))
 
@@ -100,10 +147,23 @@ def grad_w_op(cfg: Config, reg: cat.Regularizer | None, l: int, shp: tuple[int, 
               f"dL/dW{l} = {h_name(l - 1)}ᵀ·dL/dz{l}{extra}", ins, shp, l, "linear", bind)
 
 
-def grad_norm_op(params: list[str], grads: list[str], depth: int) -> Op:
-    """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check."""
+def grad_norm_op(params: list[str], grads: list[str], depth: int,
+                 rows_of: Callable[[Buffers, Hyper], RowMetrics] | None = None) -> Op:
+    """Per-layer ‖∇‖ (weights and bias together); one norm is also the finite check.
+
+    With `rows_of` the norms come from the gradient segments of the metric arena
+    (core/rows.py): the fast path copies the arena here and computes them per chunk.
+    """
     def bind(b: Buffers, hp: Hyper):
         hp.grad_norm = out = cells(b["grad_norm"])
+        if rows_of is not None:
+            rm = rows_of(b, hp)
+            one = b["metric_rows"][None, :]
+
+            def norms() -> None:
+                for i, v in enumerate(rm.grad_norm(rm.sums(one, rm.split))[0].tolist()):
+                    out[i] = v
+            return Code.metric(norms)
         layers = [[b[g].reshape(-1) for p, g in zip(params, grads, strict=True)
                    if int(p[1:]) == l] for l in range(1, depth + 1)]
         env: dict[str, object] = {"out": out, "sqrt": math.sqrt, "float": float}
@@ -146,13 +206,20 @@ def clip_op(cfg: Config, p: str, g: str, shp: tuple[int, ...]) -> Op:
               int(p[1:]), f"clip-{cfg.clip_kind}", bind, target=g)
 
 
-def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...]) -> Op:
-    """p ← p − η·g, in place on the parameter buffer."""
+def sgd_op(p: str, g: str, l: int, shp: tuple[int, ...], decay: float = 0.0) -> Op:
+    """p ← p − η·g, in place on the parameter buffer.
+
+    `decay` = c > 0: g is c·p + the data term `raw_d{p}` and the step is computed as
+    p·(1 − η·c) − η·raw (a weight decay: one call fewer than forming g first)."""
     def bind(b: Buffers, hp: Hyper):
-        w, grad = b[p], b[g]
+        w, grad = b[p], b[f"raw_d{p}"] if decay else b[g]
         tmp = b[f"{p}_step"]  # a slice of a flat arena: the steps of all layers merge
-        return Code.call(np.multiply, grad, lr_of(hp), out=tmp) + Code.call(
+        step = Code.call(np.multiply, grad, lr_of(hp, w.dtype), out=tmp) + Code.call(
             np.subtract, w, tmp, out=w)
+        if decay:  # a unit of its own: the decays of all layers merge, and so do the steps
+            return Code(Code.call(np.multiply, w, decay_of(hp, w.dtype, decay),
+                                  out=w).units + step.units)
+        return step
     gname = g.replace("_clip", "").replace("_", "/", 1)
     shown = f"clip({gname})" if g.endswith("_clip") else gname
     return Op(f"{p}_new", f"update {p}", "update", f"{p} ← {p} − η·{shown}", (p, g),

@@ -150,6 +150,15 @@ class Machine:
         if count:
             marks.add(end - 1)
         self.snaps = []
+        if self.program.row_metrics:  # written a chunk at a time into the block
+            w_sq = np.empty((count, depth))
+            with np.errstate(all="ignore"):
+                self._loop(count, i0, 0, block.loss, block.acc, block.grad_norm, w_sq,
+                           block.saturation, iter(sorted(marks)), self.snaps.append)
+            block.lr[:] = self.cfg.lr / (1.0 + self.cfg.lr_decay * np.arange(i0, end))
+            np.sqrt(w_sq, out=block.weight_norm)
+            self.pos = end
+            return block
         with np.errstate(all="ignore"):
             self._loop(count, i0, 0, *lists, block.saturation, iter(sorted(marks)),
                        self.snaps.append)

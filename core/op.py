@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,13 +22,36 @@ PHASES = ("init", "forward", "loss", "backward", "update")
 class Hyper:
     """Scalars that change between iterations, read by bound kernels."""
 
-    lr: float = 0.0
     # Python-float copies of scalar outputs, so the fast path reads metrics
     # without NumPy item access (set by the loss and norm kernels)
     loss: float = 0.0
     # views over the w_sq and grad_norm buffers (set when those kernels are bound)
     w_sq: Sequence[float] = ()
     grad_norm: Sequence[float] = ()
+    rows: Any = None  # the run's core/rows.py RowMetrics, when its metrics come from rows
+    _lr: float = 0.0
+    # 0-d arrays holding the step size, one per dtype: kernels read these (a ufunc takes a
+    # 0-d array faster than a Python float, same bits); setting `lr` updates them all
+    _boxes: dict[str, np.ndarray] = field(default_factory=dict)
+    _decay: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = value
+        for box in self._boxes.values():
+            box[()] = value
+        for (_, c), box in self._decay.items():
+            box[()] = 1.0 - value * c
+
+    def lr_box(self, dt: np.dtype) -> np.ndarray:
+        box = self._boxes.get(dt.str)
+        if box is None:
+            box = self._boxes[dt.str] = np.array(self._lr, dtype=dt)
+        return box
 
 
 # binding an op to buffers gives its kernel as Code: callable on its own (the stepper)
@@ -35,9 +59,17 @@ class Hyper:
 Kernel = Callable[[Buffers, Hyper], Code]
 
 
-def lr_of(hp: Hyper) -> Late:
+def decay_of(hp: Hyper, dt: np.dtype, c: float) -> Late:
+    """The weight-decay factor 1 − η·c as read when the kernel runs (η may change)."""
+    box = hp._decay.get((dt.str, c))
+    if box is None:
+        box = hp._decay[(dt.str, c)] = np.array(1.0 - hp.lr * c, dtype=dt)
+    return Late("dec", (("dec", box),))
+
+
+def lr_of(hp: Hyper, dt: np.dtype) -> Late:
     """The step size as read when the kernel runs (it changes between iterations)."""
-    return Late("hp.lr", (("hp", hp),))
+    return Late("lr", (("lr", hp.lr_box(dt)),))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from core.code import Code
 from core.config import Config
 from core.grad_ops import (
     clip_op,
+    folded_dz_ops,
     grad_input_op,
     grad_norm_op,
     grad_w_op,
@@ -29,6 +30,7 @@ from core.grad_ops import (
     sgd_op,
 )
 from core.op import PHASES, Buffers, Hyper, Kernel, Op, cells, h_name
+from core.rows import RowMetrics, eligible
 
 __all__ = ["PHASES", "Buffers", "Hyper", "Kernel", "Op", "Program", "build_program"]
 
@@ -42,6 +44,8 @@ class Program:
     n: int  # rows per batch
     init_ops: tuple[Op, ...]
     ops: tuple[Op, ...]
+    row_metrics: bool = False  # metrics from rows of the arena [h_L | params | grads]
+    decay: float = 0.0  # > 0: the L2 term is applied as a weight decay (core/grad_ops.py)
 
     @property
     def depth(self) -> int:
@@ -61,6 +65,15 @@ class Program:
         l = int(key[1:])
         return (self.sizes[l - 1], self.sizes[l]) if key[0] == "W" else (self.sizes[l],)
 
+    def param_order(self) -> list[str]:
+        """Parameters in arena order: weights first, then biases; with row metrics b1
+        comes first, so [b1; W1] is one matrix (z1 = [1 | X]·[b1; W1], one product)."""
+        ws = [p for p in self.params if p[0] == "W"]
+        bs = [p for p in self.params if p[0] == "b"]
+        if self.row_metrics and bs:
+            return [bs[0], *ws, *bs[1:]]
+        return ws + bs
+
     def index(self, key: str) -> int:
         """Position of the op producing `key` (or named `key`) in `ops`."""
         for i, op in enumerate(self.ops):
@@ -73,6 +86,8 @@ class Program:
         needed = {f"h{self.depth}", "loss", "grad_norm"}
         keep: list[Op] = []
         for op in reversed(self.ops):
+            if op.display_only:  # its value is computed elsewhere (e.g. inside dL/dz)
+                continue
             if op.phase == "update" or op.key in needed:
                 keep.append(op)
                 needed.update(op.inputs)
@@ -88,18 +103,28 @@ class Program:
             "labels": np.zeros(n, np.int64),
             "w_sq": np.full(self.depth, np.nan),  # Σ W² per layer, filled by an l2 loss
         }
-        # flat arenas, weights first then biases: parameters, gradients, SGD steps and
-        # L2 terms of all layers are one contiguous vector each (see core/fused.py)
-        order = [p for p in self.params if p[0] == "W"] + [p for p in self.params
-                                                             if p[0] == "b"]
+        # flat arenas: parameters, gradients, SGD steps and L2 terms of all layers are
+        # one contiguous vector each (see core/fused.py)
+        order = self.param_order()
         sizes = [int(np.prod(self.param_shape(p))) for p in order]
         total = sum(sizes)
         arenas = {kind: np.zeros(total, dt) for kind in ("", "dL_d", "step", "reg")}
+        if self.row_metrics:  # one arena [h_L | params | grads] (core/rows.py)
+            nk = n * k  # [h_L | h_L − y | params | grads]
+            rows = np.zeros(2 * nk + 2 * total, dt)
+            buf[f"h{self.depth}"] = rows[:nk].reshape(n, k)
+            buf[f"diff{self.depth}"] = rows[nk:2 * nk].reshape(n, k)
+            arenas[""], arenas["raw_d"] = rows[2 * nk:2 * nk + total], rows[2 * nk + total:]
+            if not self.decay:  # else dL/dW (data term + penalty) is shown, not stepped
+                arenas["dL_d"] = arenas["raw_d"]
+            buf["metric_rows"] = rows
         at = 0
         for p, size in zip(order, sizes, strict=True):
             shp = self.param_shape(p)
             for kind, arena in arenas.items():
-                key = p if kind == "" else f"dL_d{p}" if kind == "dL_d" else f"{p}_{kind}"
+                if kind == "raw_d" and p[0] == "b" and self.decay:
+                    kind = "dL_d"  # biases have no penalty: their raw gradient is dL/db
+                key = p if kind == "" else f"{kind}{p}" if kind.endswith("_d") else f"{p}_{kind}"
                 buf[key] = arena[at:at + size].reshape(shp)
             at += size
         buf["params"] = arenas[""]
@@ -121,9 +146,58 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     params = [f"W{l}" for l in range(1, depth + 1)]
     init_ops: list[Op] = []
     ops: list[Op] = []
+    n_par = sum(sizes[l - 1] * sizes[l] + (sizes[l] if cfg.bias else 0)
+                for l in range(1, depth + 1))
+    # a batch of all rows (batch_size == n is ambiguous here: it counts as a mini-batch)
+    full = cfg.batch_size == 0 or cfg.batch_size > n
+    use_rows = eligible(cfg.loss, cfg.reg, cfg.reg_kind, cfg.clip, cfg.clip_kind, full,
+                        n * sizes[-1] + 2 * n_par)
+
+    # with row metrics and an L2 penalty, the update applies it as a weight decay
+    decay = cfg.reg / n if use_rows and reg is not None and cfg.clip == 0 else 0.0
+
+    def ones_x(b: Buffers) -> np.ndarray:
+        """[1 | X], made once per set of buffers (full batch: X never changes)."""
+        if "X1" not in b:
+            b["X1"] = np.concatenate([np.ones((n, 1), dt), b["X"]], axis=1)
+        return b["X1"]
+
+    def joined(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The two adjacent arena slices [first; second] as one matrix."""
+        base = first.__array_interface__["data"][0] + first.nbytes
+        assert second.__array_interface__["data"][0] == base and first.base is second.base
+        return first.base[first_offset(first):first_offset(first) + first.size + second.size
+                          ].reshape(-1, second.shape[-1])
+
+    def first_offset(a: np.ndarray) -> int:
+        return (a.__array_interface__["data"][0] - a.base.__array_interface__["data"][0]
+                ) // a.itemsize
+
+    def arena_order() -> list[str]:
+        ws, bs = [f"W{l}" for l in range(1, depth + 1)], [f"b{l}" for l in range(1, depth + 1)]
+        return ([bs[0], *ws, *bs[1:]] if use_rows else ws + bs) if cfg.bias else ws
+
+    def rows_of(b: Buffers, hp: Hyper) -> RowMetrics:
+        """The run's RowMetrics, made once per set of buffers."""
+        if hp.rows is None or hp.rows.arena is not b["metric_rows"]:
+            coeff = cfg.reg * reg.scale(n) if reg else 0.0
+            order = [(p, b[p].size) for p in arena_order()]
+            hp.rows = RowMetrics(b["metric_rows"], b["labels"], sizes[-1], order, coeff, decay)
+        return hp.rows
 
     def shape(l: int) -> tuple[int, int]:
         return (n, sizes[l])
+
+    # full-batch MSE with row metrics: the 1/N of dL/dh is folded into the output's
+    # sigmoid, dL/dz_L is computed directly and dL/dh_L, dh_L/dz_L are shown only
+    fold = use_rows and loss.name == "mse"
+
+    def scratch(b: Buffers, name: str) -> np.ndarray:
+        """An internal buffer of the output layer's shape, shared by the ops binding it."""
+        key = f"{name}{depth}"
+        if key not in b:
+            b[key] = np.zeros(shape(depth), dt)
+        return b[key]
 
     # ---- init: one op per parameter, each with its own seeded stream
     for l in range(1, depth + 1):
@@ -153,6 +227,9 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
         def bind_z(b: Buffers, hp: Hyper, l: int = l, src: str = src):
             x, w, z = b[src], b[f"W{l}"], b[f"z{l}"]
+            if cfg.bias and l == 1 and "metric_rows" in b:  # [1 | X]·[b1; W1] (a run's
+                # own buffers: the batch is fixed, b1 precedes W1 in the arena)
+                return Code.dot(ones_x(b), joined(b["b1"], w), z)
             if cfg.bias:
                 return Code.dot(x, w, z) + Code.call(np.add, z, b[f"b{l}"], out=z)
             return Code.dot(x, w, z)
@@ -169,7 +246,10 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         else:
             a = cat.ACTIVATIONS["sigmoid"] if last else act
 
-            def bind_h(b: Buffers, hp: Hyper, l: int = l, a: cat.Activation = a):
+            def bind_h(b: Buffers, hp: Hyper, l: int = l, a: cat.Activation = a,
+                       last: bool = last):
+                if last and fold:  # keeps exp(−z)/N for dL/dz (cat.mse_dz_scaled)
+                    return cat.sigmoid_scaled(b[f"z{l}"], b[f"h{l}"], scratch(b, "eN"), n)
                 return a.forward(b[f"z{l}"], b[f"h{l}"])
             text, fam = f"h{l} = {a.symbol}(z{l})", a.name
         ops.append(Op(f"h{l}", f"h{l}", "forward", text, (f"z{l}",), shape(l), l, fam, bind_h))
@@ -179,7 +259,25 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     pen = f" + {reg.penalty_text}" if reg else ""
     loss_ins = ((f"z{L}", "labels") if loss.fused else (f"h{L}", "y")) + tuple(params)
 
+    def bind_loss_rows(b: Buffers, hp: Hyper) -> Code:
+        rm = rows_of(b, hp)
+        one = b["metric_rows"][None, :]
+        out, wsq = cells(b["loss"]), cells(b["w_sq"])
+        hp.w_sq = wsq
+
+        def value() -> None:
+            lv, ws = rm.loss_and_wsq(rm.sums(one, rm.nk, rm.split))
+            hp.loss = out[0] = float(lv[0])
+            for i, v in enumerate(ws[0].tolist()):
+                wsq[i] = v
+        h, y, diff = b[f"h{L}"], b["y"], scratch(b, "diff") if fold else b[f"dL_dh{L}"]
+        # h − y is left in the dL/dh buffer (the dL/dh op scales it by 1/N), or, folded,
+        # in its own buffer for dL/dz
+        return Code.call(np.subtract, h, y, out=diff) + Code.metric(value)
+
     def bind_loss(b: Buffers, hp: Hyper) -> Code:
+        if use_rows:
+            return bind_loss_rows(b, hp)
         ws = [b[p] for p in params]
         coeff = cfg.reg * reg.scale(n) if reg else 0.0
         env: dict[str, object] = {"out": cells(b["loss"]), "hp": hp, "float": float,
@@ -229,9 +327,12 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         hl, zl = f"h{l}", f"z{l}"
         if l == L:
             fmt = {"h": hl, "z": zl}
-            ops.append(loss_dh_op(loss, l, shape(l), dt, n, fmt))
-            ops.append(loss_dhdz_op(loss, l, shape(l), n, sizes[-1], fmt))
-            ops.append(loss_dz_op(loss, l, shape(l), n, fmt))
+            if fold:
+                ops.extend(folded_dz_ops(loss, l, shape(l), n, fmt, scratch))
+            else:
+                ops.append(loss_dh_op(loss, l, shape(l), dt, n, fmt))
+                ops.append(loss_dhdz_op(loss, l, shape(l), n, sizes[-1], fmt))
+                ops.append(loss_dz_op(loss, l, shape(l), n, fmt))
         else:
             ops.append(grad_input_op(l, shape(l)))
             src = hl if act.deriv_from == "h" else zl
@@ -251,12 +352,19 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             ops.append(Op(f"dL_dz{l}", f"dL/dz{l}", "backward",
                           f"dL/dz{l} = dL/dh{l} ⊙ dh{l}/dz{l}", (f"dL_dh{l}", f"dh{l}_dz{l}"),
                           shape(l), l, act.name, bind_dz))
-        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n))
-        if cfg.bias:
+        fold_b = cfg.bias and l == 1 and use_rows  # [db1; dW1] = [1 | X]ᵀ·dL/dz1
+        ops.append(grad_w_op(cfg, reg, l, (sizes[l - 1], sizes[l]), n, decay > 0,
+                             (lambda b: (ones_x(b).T, joined(b["dL_db1"], b[
+                                 "raw_dW1" if decay else "dL_dW1"]))) if fold_b else None))
+        if fold_b:  # computed with dL/dW1 just before: shown only
+            ops.append(Op("dL_db1", "dL/db1", "backward", "dL/db1 = Σₙ dL/dz1", ("dL_dz1",),
+                          (sizes[1],), 1, "linear", lambda b, hp: Code(()),
+                          display_only=True))
+        elif cfg.bias:
             def bind_db(b: Buffers, hp: Hyper, l: int = l):
                 g, out = b[f"dL_dz{l}"], b[f"dL_db{l}"]
-                # what np.sum(g, axis=0, out=out) calls, without its Python wrapper
-                return Code.call(np.add.reduce, g, axis=0, out=out)
+                # Σₙ as 1ᵀ·g: a BLAS product, far cheaper than np.sum(axis=0) here
+                return Code.dot(np.ones(n, g.dtype), g, out)
 
             ops.append(Op(f"dL_db{l}", f"dL/db{l}", "backward", f"dL/db{l} = Σₙ dL/dz{l}",
                           (f"dL_dz{l}",), (sizes[l],), l, "linear", bind_db))
@@ -265,7 +373,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     prog_params = [p for l in range(1, L + 1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias
                                                                        else []))]
     grads = [f"dL_d{p}" for p in prog_params]
-    ops.append(grad_norm_op(prog_params, grads, L))
+    ops.append(grad_norm_op(prog_params, grads, L, rows_of if use_rows else None))
     upd_src = dict(zip(prog_params, grads, strict=True))
 
     def pshape_of(p: str) -> tuple[int, ...]:
@@ -278,5 +386,5 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             upd_src[p] = f"{g}_clip"
     order = [p for l in range(L, 0, -1) for p in ([f"W{l}"] + ([f"b{l}"] if cfg.bias else []))]
     for p in order:
-        ops.append(sgd_op(p, upd_src[p], int(p[1:]), pshape_of(p)))
-    return Program(cfg, sizes, n, tuple(init_ops), tuple(ops))
+        ops.append(sgd_op(p, upd_src[p], int(p[1:]), pshape_of(p), decay if p[0] == "W" else 0.0))
+    return Program(cfg, sizes, n, tuple(init_ops), tuple(ops), use_rows, decay)

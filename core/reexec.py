@@ -50,9 +50,15 @@ def _frame_metrics(m: Machine, frame: Frame) -> MetricsBlock:
     block.lr[0] = m.cfg.lr_at(frame.iteration)
     block.grad_norm[0] = list(m.hp.grad_norm)
     out = frame.value(f"h{depth}")
-    pred = out.argmax(1)
-    block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)
+    if m.program.row_metrics:  # as the fast path computes it from the arena rows
+        block.acc[0] = m.hp.rows.accuracy(out.reshape(1, -1))[0]
+    else:
+        pred = out.argmax(1)
+        block.acc[0] = np.count_nonzero(pred == frame.batch["labels"]) * (1.0 / m.program.n)
     for l in range(depth):
+        if m.program.row_metrics:  # Σ W² from the arena rows, kept by the loss op
+            block.weight_norm[0, l] = math.sqrt(m.hp.w_sq[l])
+            continue
         f = frame.params[f"W{l + 1}"].reshape(-1)
         block.weight_norm[0, l] = math.sqrt(float(f.dot(f)))
     if frame.iteration % SAT_EVERY == 0:

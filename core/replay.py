@@ -23,7 +23,7 @@ from core.history import MetricsBlock
 from core.machine import Frame
 from core.reexec import frame_metrics
 from core.stepper import Stepper
-from core.trace import TraceReader, dataset_digest
+from core.trace import ARITHMETIC, TraceReader, dataset_digest
 
 CHECKED = ("loss", "acc", "grad_norm", "weight_norm", "saturation")
 
@@ -109,5 +109,9 @@ class Replay(Stepper):
         if self._diverged_at is not None:
             self.events = [e for e in self.events if e.kind != "diverged"]
         self._diverged_at = i
+        if self.trace.version < ARITHMETIC:
+            why += (f" (the trace is format {self.trace.version}: recorded before format "
+                    f"{ARITHMETIC} changed how the loss, norms and bias gradients are summed, "
+                    "so its last digits can differ)")
         self.divergence = f"re-execution differs from the recording at iteration {i}: {why}"
         insort(self.events, Event(i, "L", "diverged", why), key=lambda e: e.iteration)

@@ -6,15 +6,20 @@ metrics to check re-execution against, detector events, and the parameters
 every K iterations.  RNG state: none needed — batch order is a pure function of
 (seed, iteration), so a checkpoint is just the parameters.
 
-Format version 3.  Version 1 stored metric blocks raw; version 2 added the meta
+Format version 5.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/codec.py: second-order
 delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
-may hold the optional `metrics` table.  All three are read.  Version 4 is a trace
-of the user's own code (meta kind = 'user' and a `source` table, read by
-core/user/usertrace.py; built-in runs still write 3): TraceReader refuses it in
-one line.  Arrays are columns (dtype, shape, data, crc): a dtype from an
-allow-list, a JSON shape and a CRC-32 of the stored bytes — never pickle.
-Dataset and checkpoint data are raw little-endian bytes.
+may hold the optional `metrics` table.  Version 4 is a trace of the user's own code
+(meta kind = 'user' and a `source` table, read by core/user/usertrace.py):
+TraceReader refuses it in one line.  Version 5 (what built-in runs write now) has
+version 3's layout, but its metrics and parameters come from version 5's arithmetic
+(full-batch MSE runs sum the loss and norms over arena rows with np.add.reduceat,
+core/rows.py, fold the 1/N into the output sigmoid and apply an L2 penalty as a weight
+decay; bias gradients are a ones-vector product): replaying an older trace of such a
+run re-executes the new arithmetic and reports the divergence (core/replay.py).
+Versions 1, 2, 3 and 5 are read.  Arrays are columns (dtype, shape, data, crc): a
+dtype from an allow-list, a JSON shape and a CRC-32 of the stored bytes — never
+pickle.  Dataset and checkpoint data are raw little-endian bytes.
 
   meta(key TEXT PRIMARY KEY, value TEXT)      format_version, config (JSON), dataset
       ('builtin' | 'arrays'), rows, inputs, n_classes, dataset_sha256, checkpoint_every,
@@ -76,7 +81,8 @@ from core.machine import SAT_EVERY
 from core.program import Program, build_program
 from core.trace_check import MetaError, check_meta
 
-FORMAT_VERSION = 3  # what this version writes for the built-in net (1 and 2 still open)
+FORMAT_VERSION = 5  # what built-in runs write, the newest read (1-3 still open; 4 = user)
+ARITHMETIC = 5  # traces from this version on were recorded with today's arithmetic
 COMPRESSED = 3  # metric blocks are core/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 16384  # iterations per metrics block: fewer, larger blocks open faster

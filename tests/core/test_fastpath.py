@@ -40,15 +40,19 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def check_frame_against_row(frame, metrics: dict[str, np.ndarray], it: int, depth: int,
-                            n: int) -> None:
-    """What a materialized iteration shows equals the fast path's metrics row."""
+                            n: int, rows: bool) -> None:
+    """What a materialized iteration shows equals the fast path's metrics row.
+
+    `rows`: the run's sums come from arena rows (core/rows.py, format 5), summed by
+    np.add.reduceat; otherwise by a dot product (format 3)."""
     assert float(frame.value("loss")) == metrics["loss"][it]
     assert same(frame.value("grad_norm"), metrics["grad_norm"][it])
     hits = np.count_nonzero(frame.value(f"h{depth}").argmax(1) == frame.batch["labels"])
     assert hits * (1.0 / n) == metrics["acc"][it]
     for l in range(depth):
         w = frame.params[f"W{l + 1}"].reshape(-1)
-        assert math.sqrt(float(w.dot(w))) == metrics["weight_norm"][it, l]
+        sq = float(np.add.reduceat(w * w, [0])[0]) if rows else float(w.dot(w))
+        assert math.sqrt(sq) == metrics["weight_norm"][it, l]
 
 
 @pytest.mark.parametrize("act,loss,bias,hidden", COMBOS)
@@ -57,6 +61,7 @@ def test_fast_path_stepper_and_replay_are_bit_identical(tmp_path: Path, act: str
     cfg = Config(hidden=hidden, activation=act, loss=loss, bias=bias, lr=0.5, reg=1e-3,
                  limit=40)
     whole = Machine(cfg)
+    assert whole.program.row_metrics == (loss == "mse")  # both metric forms are covered
     whole.init()
     ref = cat_blocks([whole.run_fast(N)])
     pieces = Machine(cfg)
@@ -80,7 +85,8 @@ def test_fast_path_stepper_and_replay_are_bit_identical(tmp_path: Path, act: str
         for it in (N - 1, 1, 777, 776, 0):  # far back, near a checkpoint, one back
             live.jump(it, 0)
             rep.jump(it, 0)
-            check_frame_against_row(live.frame, ref, it, cfg.depth, 40)
+            check_frame_against_row(live.frame, ref, it, cfg.depth, 40,
+                                    whole.program.row_metrics)
             for a, b in zip(live.frame.outputs, rep.frame.outputs, strict=True):
                 assert same(a, b)
         assert rep.divergence is None
@@ -93,12 +99,21 @@ def test_fast_path_stepper_and_replay_are_bit_identical(tmp_path: Path, act: str
     assert live.iteration == 777 and same(after, live.frame.params[target])
 
 
-def test_twin_updates_merge_into_one_call_per_arena() -> None:
-    """Per-layer L2 terms and SGD steps become one call each, with the same bits."""
-    m = Machine(Config(hidden=(6, 5), lr=0.3, reg=1e-2, bias=True))
-    units = [u for k in m.live for u in k.units]
+@pytest.mark.parametrize("batch", [0, 30])
+def test_twin_updates_merge_into_one_call_per_arena(batch: int) -> None:
+    """Per-layer L2 terms and SGD steps become one call each, with the same bits.
+
+    Full batch (row metrics): the penalty is a weight decay, one call for all layers;
+    its term in dL/dW is formed for display only.  Mini-batch: L2 terms are merged."""
+    m = Machine(Config(hidden=(6, 5), lr=0.3, reg=1e-2, bias=True, batch_size=batch))
+    assert (m.program.decay > 0) == (batch == 0)
+    units = [u for k in m.live for u in k.units if not u.metric]
     fused = fuse_units(units)
-    assert len(fused) == len(units) - 2 - 5  # 3 L2 terms -> 1, 6 SGD steps -> 1
+    if batch:
+        assert len(fused) == len(units) - 2 - 5  # 3 L2 terms -> 1, 6 SGD steps -> 1
+    else:
+        assert len(fused) == len(units) - 2 - 5  # 3 decays -> 1, 6 SGD steps -> 1
+        assert sum(u.metric for k in m.live for u in k.units) >= 3  # the shown L2 terms
     m.init()
     a = m.run_fast(50)
     m2 = Machine(m.cfg)

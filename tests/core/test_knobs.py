@@ -39,8 +39,18 @@ def test_a_change_applies_from_the_next_iteration_and_is_an_event(explode) -> No
     s.jump(101, "dL/dW2")
     assert np.array_equal(s.frame.params["W2"], w - 2.3 * g)  # 100 used the old lr
     w, g = s.frame.params["W2"].copy(), s.value.copy()
+    m = s.machine
+    # a full-batch L2 run applies the penalty as a weight decay (trace format 5):
+    # W·(1 − η·λ/N) − η·(data term), which is W − η·dL/dW up to rounding
+    decay, raw = m.program.decay, m.buf["raw_dW2"].copy() if m.program.decay else None
     s.jump(102, 0)
-    assert np.array_equal(s.frame.params["W2"], w - 1.0 * g)  # 101 the new one
+    if decay:
+        assert decay == 0.01 / m.program.n
+        assert np.array_equal(s.frame.params["W2"], w * (1.0 - 1.0 * decay) - raw * 1.0)
+        assert np.allclose(s.frame.params["W2"], w - 1.0 * g, rtol=1e-12, atol=1e-15)
+        assert not np.allclose(s.frame.params["W2"], w - 2.3 * g)  # 101 the new one
+    else:
+        assert np.array_equal(s.frame.params["W2"], w - 1.0 * g)  # 101 the new one
     lr = s.history.view(0, len(s.history)).lr
     assert lr[100] == 2.3 and lr[101] == 1.0
     assert s.config_at(100).lr == 2.3 and s.config_at(101) == explode.replace(lr=1.0, reg=0.01)

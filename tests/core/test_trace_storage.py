@@ -70,6 +70,28 @@ def test_old_format_traces_still_open(name: str, version: str, tmp_path: Path) -
     rp.close()
 
 
+@pytest.mark.parametrize("name,version", [("format1.trace", 1), ("format2.trace", 2)])
+def test_old_traces_replay_identically_or_say_why_they_differ(name: str, version: int,
+                                                              tmp_path: Path) -> None:
+    """Format 5 sums metrics (and bias gradients) in another order: re-executing an older
+    trace either gives its recorded numbers or reports the divergence, naming the format."""
+    path = tmp_path / name
+    shutil.copy(DATA / name, path)
+    rp = Replay(path)
+    try:
+        for it in (0, rp.n - 1):
+            rp.jump(it, 0)
+            if rp.divergence is None:  # then the re-executed row is the recorded one
+                row, rec = rp.history.view(it, it + 1), TraceReader(path).history.view(it, it + 1)
+                assert np.array_equal(row.loss, rec.loss)
+        if rp.divergence is not None:
+            assert rp.divergence.startswith("re-execution differs from the recording")
+            assert f"the trace is format {version}" in rp.divergence
+            assert any(e.kind == "diverged" for e in rp.events)
+    finally:
+        rp.close()
+
+
 def record(path: Path, cfg: Config, n: int, **kw) -> Path:
     rec = Recorder(path, cfg, target=n, **kw)
     rec.run(n)
@@ -77,12 +99,12 @@ def record(path: Path, cfg: Config, n: int, **kw) -> Path:
     return path
 
 
-def test_new_traces_are_format_3_and_their_blocks_are_compressed(tmp_path: Path) -> None:
+def test_new_traces_are_format_5_and_their_blocks_are_compressed(tmp_path: Path) -> None:
     path = record(tmp_path / "run.trace", SEED_CFG, 5000, block=1024)
     with sqlite3.connect(path) as con:
         version = dict(con.execute("SELECT key, value FROM meta"))["format_version"]
         stored = con.execute("SELECT sum(length(data)) FROM blocks").fetchone()[0]
-    assert version == str(FORMAT_VERSION) == "3"
+    assert version == str(FORMAT_VERSION) == "5"
     with TraceReader(path) as tr:
         h = tr.history.view()
         raw = h.loss.nbytes + h.grad_norm.nbytes + h.weight_norm.nbytes + tr.n  # + 1 B counts
