@@ -19,10 +19,10 @@ import time
 
 from rich.console import Console
 
-from core.boundary import decision_boundary, frame_params
-from core.config import Config
-from core.presets import preset_config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.inspect.boundary import decision_boundary, frame_params
+from core.model.config import Config
+from core.model.presets import preset_config
 from tui_backprop.renderables.boundary import DecisionBoundary
 
 BUDGET_MS = 50.0

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.breakpoints import BreakpointList  # noqa: E402
-from core.presets import preset_config  # noqa: E402
-from core.stepper import Stepper  # noqa: E402
+from core.engine.stepper import Stepper  # noqa: E402
+from core.inspect.breakpoints import BreakpointList  # noqa: E402
+from core.model.presets import preset_config  # noqa: E402
 
 BREAKPOINTS = ("nan", "grad > 1e6", "grad1 > 1000x median", "loss > 100", "loss rising 500",
                "event explode")

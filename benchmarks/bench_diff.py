@@ -26,12 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import metrics_out  # noqa: E402
-from core.diff import Side, compare_scalars, first_op_diff  # noqa: E402
-from core.presets import preset_config  # noqa: E402
-from core.recorder import Recorder  # noqa: E402
-from core.replay import Replay  # noqa: E402
-from core.trace import TraceReader  # noqa: E402
+from core.model.presets import preset_config  # noqa: E402
+from core.store import metrics_out  # noqa: E402
+from core.store.diff import Side, compare_scalars, first_op_diff  # noqa: E402
+from core.store.recorder import Recorder  # noqa: E402
+from core.store.replay import Replay  # noqa: E402
+from core.store.trace import TraceReader  # noqa: E402
 
 SEED = preset_config("scratch-mlp")
 

@@ -28,11 +28,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.reference import VARIANTS, make_tight_loop  # noqa: E402
-from core.config import Config  # noqa: E402
-from core.datasets import Dataset  # noqa: E402
-from core.fused import step_units  # noqa: E402
-from core.machine import Machine  # noqa: E402
-from core.stepper import Stepper  # noqa: E402
+from core.engine.fused import step_units  # noqa: E402
+from core.engine.machine import Machine  # noqa: E402
+from core.engine.stepper import Stepper  # noqa: E402
+from core.model.config import Config  # noqa: E402
+from core.model.datasets import Dataset  # noqa: E402
 
 SEED = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)  # the scratch-mlp preset
 MID = Config(hidden=(50,), lr=1e-3, reg=1e-4, bias=True)  # 2-50-2, N=300, biases
@@ -154,7 +154,7 @@ def latency(cfg: Config, moves: int, landings: int, start: int
             stop_at = s.iteration + n
 
             def rule(ev, lo, hi, stop_at=stop_at):  # a breakpoint "it == stop_at"
-                from core.detectors import Event
+                from core.inspect.detectors import Event
                 return Event(stop_at, "L", "break", "") if lo <= stop_at < hi else None
 
             s.run_until(rule=rule, max_iters=n + 300)

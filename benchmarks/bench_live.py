@@ -14,8 +14,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from core.presets import preset_config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.model.presets import preset_config
 from tui_backprop.screens.main import MainScreen
 
 ITERS = 30_000

@@ -31,13 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_fastpath import random_dataset  # noqa: E402
-from core.config import Config  # noqa: E402
-from core.datasets import Dataset  # noqa: E402
-from core.machine import Machine  # noqa: E402
-from core.presets import preset_config  # noqa: E402
-from core.recorder import Recorder  # noqa: E402
-from core.replay import Replay  # noqa: E402
-from core.trace import TraceReader  # noqa: E402
+from core.engine.machine import Machine  # noqa: E402
+from core.model.config import Config  # noqa: E402
+from core.model.datasets import Dataset  # noqa: E402
+from core.model.presets import preset_config  # noqa: E402
+from core.store.recorder import Recorder  # noqa: E402
+from core.store.replay import Replay  # noqa: E402
+from core.store.trace import TraceReader  # noqa: E402
 
 SEED = preset_config("scratch-mlp")  # 2-10-2, N=50
 BIG = Config(hidden=(512,), lr=1e-3, reg=1e-4, dataset="random")
@@ -46,7 +46,7 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from benchmarks.bench_trace import SEED
-from core.recorder import Recorder
+from core.store.recorder import Recorder
 t0 = time.perf_counter()
 rec = Recorder({path!r}, SEED, force=True, target={n}, sql_metrics={sql})
 rec.run({n})

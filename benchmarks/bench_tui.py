@@ -25,9 +25,9 @@ import numpy as np
 from textual import events
 from textual._compositor import CompositorUpdate
 
-from core.config import Config
-from core.datasets import Dataset
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.model.config import Config
+from core.model.datasets import Dataset
 from tui_backprop.app import BackpropApp, live_label
 
 FIRST_FRAME = """
@@ -74,7 +74,7 @@ Trivial().run(headless=True, size=(120, 40))
 
 def seed_config() -> Config:
     try:
-        from core.presets import preset_config
+        from core.model.presets import preset_config
 
         return preset_config("scratch-mlp")
     except (ImportError, KeyError):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.config import Config  # noqa: E402
+from core.model.config import Config  # noqa: E402
 from core.user.loader import load  # noqa: E402
 from core.user.machine import UserMachine  # noqa: E402
 from core.user.recording import record, save  # noqa: E402

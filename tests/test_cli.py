@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import Config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.model.config import Config
 from tui_backprop.cli import export_names, main
 
 EXE = [sys.executable, "-m", "tui_backprop.cli"]
@@ -35,7 +35,7 @@ def test_export_writes_every_named_matrix_of_the_iteration(tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr
     with np.load(out, allow_pickle=False) as f:
         got = dict(f)
-    from core.presets import preset_config
+    from core.model.presets import preset_config
 
     s = Stepper(preset_config("xor-3"))
     s.jump(5, 0)
@@ -70,7 +70,7 @@ def test_export_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 
 
 def test_presets_lists_every_preset() -> None:
-    from core.presets import PRESETS
+    from core.model.presets import PRESETS
 
     res = run("presets")
     assert res.returncode == 0

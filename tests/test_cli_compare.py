@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import Config
-from core.recorder import Recorder
-from core.stepper import Stepper
-from core.trace import TraceReader
+from core.engine.stepper import Stepper
+from core.model.config import Config
+from core.store.recorder import Recorder
+from core.store.trace import TraceReader
 from tui_backprop import cli
 
 SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)

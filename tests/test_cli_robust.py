@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.trace import TraceError, TraceReader
+from core.store.trace import TraceError, TraceReader
 from tui_backprop import cli
 
 MAIN = "import sys; from tui_backprop.cli import main; sys.exit(main())"
@@ -98,7 +98,7 @@ def test_huge_toml_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_integral_floats_are_refused_everywhere_alike() -> None:
     """The decision: int settings take ints only (TOML, JSON, knobs, trace configs)."""
-    from core.config import Config, ConfigError
+    from core.model.config import Config, ConfigError
 
     for field in ("seed", "outputs", "limit", "batch_size"):
         with pytest.raises(ConfigError, match=f"{field} must be an integer"):
@@ -289,8 +289,8 @@ def test_force_on_a_full_disk_keeps_the_old_trace(trace: Path, tmp_path: Path) -
 
 def test_force_interrupted_before_any_iteration_keeps_the_old_trace(trace: Path,
                                                                     tmp_path: Path) -> None:
-    from core.config import Config
-    from core.recorder import Recorder
+    from core.model.config import Config
+    from core.store.recorder import Recorder
 
     path = tmp_path / "run.trace"
     path.write_bytes(trace.read_bytes())
@@ -303,8 +303,8 @@ def test_force_interrupted_before_any_iteration_keeps_the_old_trace(trace: Path,
 
 
 def test_force_replaces_at_the_first_commit(trace: Path, tmp_path: Path) -> None:
-    from core.config import Config
-    from core.recorder import Recorder
+    from core.model.config import Config
+    from core.store.recorder import Recorder
 
     path = tmp_path / "run.trace"
     path.write_bytes(trace.read_bytes())
@@ -354,7 +354,7 @@ def test_two_recordings_on_one_path_the_later_wins(tmp_path: Path) -> None:
     from tui_backprop.trace_cli import trace_export
 
     got = trace_export(str(path), 2999)
-    from core.presets import preset_config
+    from core.model.presets import preset_config
 
     want = live_export(preset_config("xor-3").replace(seed=2), 2999)
     assert all(np.array_equal(got[k], want[k]) for k in want)  # wholly B's run
@@ -364,9 +364,9 @@ def test_two_recordings_on_one_path_the_later_wins(tmp_path: Path) -> None:
 def test_two_forced_recordings_interleaved_never_mix(trace: Path, tmp_path: Path) -> None:
     """A and B both replace an existing trace, interleaved by hand: B puts its file in
     place last and wins whole; A learns it at its next commit and at close."""
-    from core.config import Config
-    from core.recorder import Recorder
-    from core.replay import Replay
+    from core.model.config import Config
+    from core.store.recorder import Recorder
+    from core.store.replay import Replay
 
     path = tmp_path / "run.trace"
     path.write_bytes(trace.read_bytes())

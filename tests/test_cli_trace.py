@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.trace import TraceError, TraceReader
+from core.store.trace import TraceError, TraceReader
 from tui_backprop.cli import live_export
 from tui_backprop.options import config_from_args
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import Config
-from core.history import MetricsBlock
+from core.engine.history import MetricsBlock
+from core.model.config import Config
 from core.user.loader import load
 from core.user.machine import UserMachine
 from core.user.session import resolve_data

@@ -19,7 +19,7 @@ from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.widgets import Static
 
-from core.config import Config
+from core.model.config import Config
 from tui_backprop import colorless
 
 # NumPy, the engine and the screens load after the first frame of a command-line launch
@@ -134,7 +134,7 @@ def live_label(cfg: Config, program: Any) -> str:
 
 def live_app(cfg: Config) -> BackpropApp:
     """The app over a fresh live Stepper of `cfg`."""
-    from core.stepper import Stepper
+    from core.engine.stepper import Stepper
 
     stepper = Stepper(cfg)
     return BackpropApp(stepper, label=live_label(cfg, stepper.program))
@@ -154,7 +154,7 @@ def run_app(cfg: Config, mouse: bool = False) -> int:
     the dataset is loaded and the run's memory footprint checked (options.checked_data).
     """
     def build() -> tuple[Any, str]:
-        from core.stepper import Stepper
+        from core.engine.stepper import Stepper
         from tui_backprop.options import checked_data
 
         stepper = Stepper(cfg, checked_data(cfg))

@@ -11,7 +11,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from core.limits import MAX_ITERATION
+from core.model.limits import MAX_ITERATION
 
 
 def integer(lo: int = 0, hi: int = MAX_ITERATION) -> Callable[[str], int]:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from core.config import Config, ConfigError
-from core.limits import LimitError, kind_of
+from core.model.config import Config, ConfigError
+from core.model.limits import LimitError, kind_of
 from tui_backprop.arg_types import non_negative
 from tui_backprop.options import add_run_options, config_from_args, run_from_args
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 # errors that are the user's input, by module: checked only if that module was loaded
-INPUT_ERRORS = (("core.datasets", "DatasetError"), ("core.trace", "TraceError"),
+INPUT_ERRORS = (("core.model.datasets", "DatasetError"), ("core.store.trace", "TraceError"),
                 ("core.user.loader", "UserError"))
 
 
@@ -109,8 +109,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
     import shutil
     import textwrap
 
-    from core.dataset_names import SHAPES
-    from core.presets import DEFAULT_PRESET, PRESETS, preset_config
+    from core.model.dataset_names import SHAPES
+    from core.model.presets import DEFAULT_PRESET, PRESETS, preset_config
 
     width = max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
     print("presets (tui-backprop run --preset NAME)\n")
@@ -119,7 +119,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         if cfg.dataset in SHAPES:
             d, k = SHAPES[cfg.dataset]
         else:  # a file: load it to know its width
-            from core.datasets import make_dataset
+            from core.model.datasets import make_dataset
 
             data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
             d, k = data.X.shape[1], data.n_classes

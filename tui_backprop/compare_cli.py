@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 from tui_backprop.arg_types import non_negative, number, positive
 
 if TYPE_CHECKING:
-    from core.config import Config
-    from core.diff import Side
+    from core.model.config import Config
+    from core.store.diff import Side
 
 DEFAULT_ITERATIONS = 1000  # for a diff of two live runs
 
 
 def _fail(message: str) -> Exception:
     """A one-line error for cli.main (imported late: `--help` needs no NumPy)."""
-    from core.trace import TraceError
+    from core.store.trace import TraceError
 
     return TraceError(message)
 
@@ -75,8 +75,8 @@ def add_compare_commands(sub: argparse._SubParsersAction,
 
 # ---------------------------------------------------------------------- sides of a diff
 def _live(label: str, cfg: Config, iterations: int, knobs: list | None = None) -> Side:
-    from core.diff import Side
-    from core.stepper import Stepper
+    from core.engine.stepper import Stepper
+    from core.store.diff import Side
 
     s = Stepper(cfg, knobs=knobs)
     s.run_until(lambda ev: None, max_iters=iterations, block=4096)
@@ -86,9 +86,9 @@ def _live(label: str, cfg: Config, iterations: int, knobs: list | None = None) -
 
 
 def _trace(label: str, path: str) -> tuple[Side, Any]:
-    from core.diff import Side
-    from core.replay import Replay
-    from core.trace import TraceReader
+    from core.store.diff import Side
+    from core.store.replay import Replay
+    from core.store.trace import TraceReader
 
     tr = TraceReader(path)
     note = ("" if tr.status in ("complete", "interrupted") else
@@ -108,7 +108,7 @@ def _trace(label: str, path: str) -> tuple[Side, Any]:
 
 def _vs_config(base: Config, vs: str, run_options: Callable[[argparse.ArgumentParser], None]
                ) -> Config:
-    from core.config import Config
+    from core.model.config import Config
     from tui_backprop.cli import Parser
     from tui_backprop.options import FLAGS, config_from_args
 
@@ -146,8 +146,8 @@ def resolve(args: argparse.Namespace, run_options: Callable[[argparse.ArgumentPa
 
 def _sides(args: argparse.Namespace, run_options: Callable[[argparse.ArgumentParser], None],
            readers: list[Any]) -> tuple[Side, Side]:
-    from core import knobs as kn
-    from core.presets import PRESETS
+    from core.engine import knobs as kn
+    from core.model.presets import PRESETS
     from tui_backprop.options import config_from_args
 
     specs: list[tuple[str, str | None]] = list(zip("AB", args.runs, strict=False)) or [
@@ -207,7 +207,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, a: Side, b: Side) -> int:
-    from core.diff import comparable, compare_scalars, first_op_diff, summary_iterations
+    from core.store.diff import comparable, compare_scalars, first_op_diff, summary_iterations
 
     d = compare_scalars(a, b, args.rtol)
     lines = [a.label, b.label]
@@ -285,8 +285,8 @@ def _table(a: Side, b: Side, rows: list[int]) -> list[str]:
 # ---------------------------------------------------------------------- metrics
 def cmd_metrics(args: argparse.Namespace, source: tuple[Any, list] | None = None) -> int:
     """`source` = (history, events) of a run read elsewhere (a user trace), else RUN's."""
-    from core import metrics_out
-    from core.trace import TraceReader
+    from core.store import metrics_out
+    from core.store.trace import TraceReader
 
     if args.sql:
         if args.out or args.csv or args.jsonl or args.every != 1:
@@ -332,11 +332,11 @@ def _atomic(path: str, force: bool, writer: Callable[[Any], int]) -> int:
 
 
 def _add_sql_table(path: str, force: bool) -> int:
-    """Add (or, with --force, rewrite) the `metrics` table of core/metrics_table.py."""
+    """Add (or, with --force, rewrite) the `metrics` table of core/store/metrics_table.py."""
     import sqlite3
 
-    from core import metrics_table
-    from core.trace import TraceReader
+    from core.store import metrics_table
+    from core.store.trace import TraceReader
 
     with TraceReader(path) as tr:
         history, depth, status = tr.history, tr.program.depth, tr.status

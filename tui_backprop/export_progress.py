@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import time
 
-from core.config import Config
-from core.datasets import Dataset
-from core.machine import Frame, Machine
+from core.engine.machine import Frame, Machine
+from core.model.config import Config
+from core.model.datasets import Dataset
 
 PROGRESS_FROM = 100_000  # iterations of live training before a bar is worth showing
 MAX_CHUNK = 1 << 16  # iterations per fast-path call (its metrics block is this long)

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from core.boundary import Boundary, NotTwoD, decision_boundary, frame_params
-from core.config import Config
-from core.explain import Explanation, explain, grid_index, idx_text
-from core.gradcheck import GradcheckResult, NotApplicable, checkable
+from core.inspect.boundary import Boundary, NotTwoD, decision_boundary, frame_params
+from core.inspect.explain import Explanation, explain, grid_index, idx_text
+from core.inspect.gradcheck import GradcheckResult, NotApplicable, checkable
+from core.model.config import Config
 from tui_backprop.view import PanelData
 
 __all__ = ["cell_index", "idx_text"]

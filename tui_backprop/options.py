@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.config import (
+from core.model.config import (
     ACTIVATIONS,
     CLIP_KINDS,
     DTYPES,
@@ -19,8 +19,8 @@ from core.config import (
     ConfigError,
     load_toml,
 )
-from core.dataset_names import BUILTIN
-from core.presets import DEFAULT_PRESET, PRESETS, fitted_changes, preset_config
+from core.model.dataset_names import BUILTIN
+from core.model.presets import DEFAULT_PRESET, PRESETS, fitted_changes, preset_config
 
 # flag dest -> Config field
 FLAGS: dict[str, str] = {
@@ -100,9 +100,9 @@ def checked_data(cfg: Config, frames: int = 5) -> Any:
     Raises ConfigError, DatasetError or LimitError (one line naming the figure).
     NumPy loads here, not at import: the CLI's start-up stays that of argparse.
     """
-    from core.datasets import make_dataset
-    from core.limits import check_memory, footprint
-    from core.program import build_program
+    from core.model.datasets import make_dataset
+    from core.model.limits import check_memory, footprint
+    from core.model.program import build_program
 
     data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
     rows = len(data.labels) if cfg.limit == 0 else min(cfg.limit, len(data.labels))

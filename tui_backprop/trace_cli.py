@@ -29,9 +29,9 @@ from tui_backprop.options import run_from_args
 if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
     import numpy as np
 
-    from core.recorder import Recorder
-    from core.replay import Replay
-    from core.trace import TraceReader
+    from core.store.recorder import Recorder
+    from core.store.replay import Replay
+    from core.store.trace import TraceReader
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -74,7 +74,7 @@ def add_trace_commands(sub: argparse._SubParsersAction,
 
 # ---------------------------------------------------------------------- record
 def cmd_record(args: argparse.Namespace) -> int:
-    from core.recorder import Recorder
+    from core.store.recorder import Recorder
 
     cfg, data = run_from_args(args, frames=1)
     stopped: list[int] = []  # Ctrl-C (or SIGTERM) only sets a flag: the loop stops cleanly
@@ -169,7 +169,7 @@ def _num(v: float) -> float | None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from core.trace import TraceReader
+    from core.store.trace import TraceReader
 
     with TraceReader(args.run) as tr:
         info = summary(tr)
@@ -220,8 +220,8 @@ def _fmts(vs: list[float | None]) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Every checksum of a trace; the first damaged part is the one `error:` line."""
-    from core.trace import TraceReader
-    from core.trace_check import verify
+    from core.store.trace import TraceReader
+    from core.store.trace_check import verify
 
     with TraceReader(args.run) as tr:
         print(verify(tr))
@@ -234,8 +234,8 @@ def _open_at(path: str, iteration: int | None, op: str | int | None = None) -> R
 
     An op without an iteration means that op of iteration 0.
     """
-    from core.replay import Replay
-    from core.trace import TraceError
+    from core.store.replay import Replay
+    from core.store.trace import TraceError
 
     rp = Replay(path)
     if op is not None and iteration is None:
@@ -260,7 +260,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         from tui_backprop.app import run_replay
     except ImportError:
-        from core.trace import TraceError
+        from core.store.trace import TraceError
 
         rp.close()
         raise TraceError("replay needs the app (tui_backprop.app), which is not installed"
@@ -271,7 +271,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def trace_export(path: str, iteration: int | None) -> dict[str, np.ndarray]:
     """The arrays `export` writes for one recorded iteration: bit-identical to a live run."""
     if iteration is None:
-        from core.trace import TraceError
+        from core.store.trace import TraceError
 
         raise TraceError("export needs --iteration I")
     rp = _open_at(path, iteration)

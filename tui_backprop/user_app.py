@@ -16,7 +16,7 @@ import numpy as np
 from textual import work
 from textual.events import Mount
 
-from core.explain import Explanation
+from core.inspect.explain import Explanation
 from core.user.check import Checker, ParamResult
 from core.user.loader import UserError, load
 from core.user.session import resolve_data

@@ -105,7 +105,7 @@ def _dispatch(parser: argparse.ArgumentParser, user_cmd: Callable[[argparse.Name
 
 
 def cmd_record_user(args: argparse.Namespace) -> int:
-    from core.recorder import existing
+    from core.store.recorder import existing
     from core.user.loader import UserError, load
     from core.user.recording import record, save
     from core.user.session import resolve_data
@@ -180,7 +180,7 @@ def _num(v: float) -> float | None:
 
 def cmd_verify_user(args: argparse.Namespace) -> int:
     """SQLite's page check, then the whole user trace read and checked (every CRC)."""
-    from core.trace import TraceError
+    from core.store.trace import TraceError
     from core.user.usertrace import UserTrace
 
     with UserTrace(args.run) as tr:
@@ -233,7 +233,7 @@ def cmd_metrics_user(args: argparse.Namespace) -> int:
 
     The columns are the built-in ones (accuracy and saturation are empty: the
     contract has no predictions), layer k being the k-th parameter init() returns."""
-    from core.history import History
+    from core.engine.history import History
     from core.user.loader import UserError
     from core.user.usertrace import read
     from tui_backprop.compare_cli import cmd_metrics

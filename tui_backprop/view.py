@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core.detectors import Event, frame_events
+from core.inspect.detectors import Event, frame_events
 from tui_backprop import factors as fx
 
 INIT = -1

@@ -5,7 +5,7 @@ parameter with more than `max_entries` entries is sampled with a fixed stride
 so the sample is easy to state ("flat index 7 + 1567·k, row-major") and spreads
 over rows and columns; the stride is chosen coprime with the column count so a
 sample never sits in one column.  Errors are relative to each entry with the
-same floor as the built-in gradcheck (core/gradcheck.py): roundoff of the
+same floor as the built-in gradcheck (core/inspect/gradcheck.py): roundoff of the
 difference quotient maps to the threshold, so near-zero entries do not fail on
 noise.
 """

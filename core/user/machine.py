@@ -3,7 +3,7 @@
 One iteration = `loss(params, X, y)`, `backward(params, X, y)` and `update`
 (the user's, or params[k] -= lr·grads[k]).  The fast path calls them plainly;
 `materialize` calls the very same functions under the line tracer and turns
-each recorded binding into an `Op` (core/op.py) with its output, so a stepped
+each recorded binding into an `Op` (core/model/op.py) with its output, so a stepped
 iteration is bit-identical to a fast one (tracing only reads names).  The
 parameters dict is the whole state: checkpoints are copies of it.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from core.config import Config
-from core.history import MetricsBlock
-from core.machine import Frame
-from core.op import Buffers, Hyper, Op
+from core.engine.history import MetricsBlock
+from core.engine.machine import Frame
+from core.model.config import Config
+from core.model.op import Buffers, Hyper, Op
 from core.user.loader import UserError, UserProgram, check_grads, check_loss
 from core.user.session import apply_update, copy_params, init_params, labels_of
 from core.user.tracer import LineTracer, Record, parse_lines

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.columns import TraceError, encode, encode_block
-from core.history import MetricsBlock
-from core.recorder import existing, place, temp_trace
-from core.trace import BLOCK, SCHEMA, _reason
+from core.engine.history import MetricsBlock
+from core.store.columns import TraceError, encode, encode_block
+from core.store.recorder import existing, place, temp_trace
+from core.store.trace import BLOCK, SCHEMA, _reason
 from core.user.loader import UserError, UserProgram
 from core.user.machine import UserCodeError
 from core.user.stepper import UserStepper

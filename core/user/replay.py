@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.detectors import Event
-from core.history import MetricsBlock
-from core.machine import Frame
+from core.engine.history import MetricsBlock
+from core.engine.machine import Frame
+from core.inspect.detectors import Event
 from core.user.loader import UserError, load_source
 from core.user.stepper import GRAD_KIND, UserStepper
 from core.user.usertrace import Recording, read

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core.datasets import make_dataset
+from core.model.datasets import make_dataset
 from core.user.loader import UserError, UserProgram, check_grads, check_params
 
 DEFAULT_DATASET = "xor"

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 
-from core.config import Config, ConfigError
-from core.detectors import Event
-from core.history import MetricsBlock
-from core.machine import Frame
-from core.stepper import INIT, Stepper
+from core.engine.history import MetricsBlock
+from core.engine.machine import Frame
+from core.engine.stepper import INIT, Stepper
+from core.inspect.detectors import Event
+from core.model.config import Config, ConfigError
 from core.user.check import Checker
 from core.user.loader import UserError, UserProgram
 from core.user.machine import UserCodeError, UserMachine

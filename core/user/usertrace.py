@@ -1,4 +1,4 @@
-"""Reading a trace of the user's own code: format 4, `kind = user` (see core/trace.py).
+"""Reading a trace of the user's own code: format 4, `kind = user` (see core/store/trace.py).
 
 A user trace is a built-in trace's file kind and tables (meta, dataset, blocks,
 checkpoints, events: the same application id, array columns, codec and
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from core.columns import TraceError, _json, decode, decode_block
-from core.detectors import Event
-from core.history import MetricsBlock
-from core.trace import EVENT_KINDS, TABLES, TraceReader, open_ro
+from core.engine.history import MetricsBlock
+from core.inspect.detectors import Event
+from core.store.columns import TraceError, _json, decode, decode_block
+from core.store.trace import EVENT_KINDS, TABLES, TraceReader, open_ro
 
 USER_FORMAT = 4
 KIND = "user"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from core.boundary import NotTwoD, decision_boundary, extent, frame_params, pixel_of
-from core.config import Config
-from core.presets import preset_config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.inspect.boundary import NotTwoD, decision_boundary, extent, frame_params, pixel_of
+from core.model.config import Config
+from core.model.presets import preset_config
 from tui_backprop.renderables.boundary import DecisionBoundary
 
 ACT = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh,

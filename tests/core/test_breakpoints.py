@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.breakpoints import BreakpointError, BreakpointList, parse
-from core.config import Config
-from core.presets import preset_config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.inspect.breakpoints import BreakpointError, BreakpointList, parse
+from core.model.config import Config
+from core.model.presets import preset_config
 
 OPS = ("z1", "h1", "z2", "h2", "L", "dL/dW2", "dL/dW1")
 NAN_CFG = Config(hidden=(3,), activation="relu", loss="ce", lr=1e100)
@@ -82,7 +82,7 @@ def test_the_list_refuses_duplicates_and_toggles() -> None:
 # ---------------------------------------------------------------------------- stopping
 def _above_median(s: Stepper, cfg: Config, layer: int, factor: float) -> np.ndarray:
     """The oracle of `gradL > k x median`: the detector's running median, on the history."""
-    from core.detectors import _reference
+    from core.inspect.detectors import _reference
     g = s.history.view(0, len(s.history)).grad_norm[:, layer - 1]
     with np.errstate(invalid="ignore"):
         return g > factor * _reference(g, 0, len(g), cfg.detect.window)
@@ -105,7 +105,7 @@ def test_continuing_again_goes_to_the_next_episode(explode) -> None:
     again = s.run_until(rule=_rule(s, "grad2 > 10x median"), max_iters=3000)
     assert again.iteration > hit.iteration
     g = s.history.view(0, len(s.history)).grad_norm[:, 1]
-    from core.detectors import _reference
+    from core.inspect.detectors import _reference
     on = g > 10 * _reference(g, 0, len(g), explode.detect.window)
     assert on[again.iteration] and not on[again.iteration - 1]
     assert not on[hit.iteration + 1:again.iteration - 1].all()

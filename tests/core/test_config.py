@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import Config, ConfigError, parse_hidden
+from core.model.config import Config, ConfigError, parse_hidden
 
 
 def test_round_trip_through_plain_data() -> None:
@@ -73,15 +73,15 @@ def test_largest_allowed_values_stay_finite() -> None:
     """The bounds exist so lr/(1+decay*i) never overflows for any addressable iteration."""
     import math
 
-    from core.limits import FLOAT_MAX, MAX_ITERATION
+    from core.model.limits import FLOAT_MAX, MAX_ITERATION
 
     cfg = Config.build(Config(), {"lr": FLOAT_MAX, "lr_decay": FLOAT_MAX})
     assert math.isfinite(cfg.lr_decay * MAX_ITERATION) and cfg.lr_at(MAX_ITERATION) > 0
 
 
 def test_memory_estimate_refuses_with_the_figures() -> None:
-    from core.limits import LimitError, check_memory, footprint
-    from core.program import build_program
+    from core.model.limits import LimitError, check_memory, footprint
+    from core.model.program import build_program
 
     cfg = Config(hidden=(1000, 1000))
     fp = footprint(build_program(cfg, 2, 2, 300), 300)

@@ -1,4 +1,4 @@
-"""Tests for core.datasets: generators, file loaders and their error messages."""
+"""Tests for core.model.datasets: generators, file loaders and their error messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets import BUILTIN, Dataset, DatasetError, make_dataset
+from core.model.datasets import BUILTIN, Dataset, DatasetError, make_dataset
 
 EXPECTED = {  # name -> (N, K)
     "xor": (300, 2), "xor4": (4, 2), "moons": (300, 2),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import Config, Detect
-from core.detectors import scan
-from core.history import History, MetricsBlock
-from core.stepper import Stepper
+from core.engine.history import History, MetricsBlock
+from core.engine.stepper import Stepper
+from core.inspect.detectors import scan
+from core.model.config import Config, Detect
 
 
 def history(loss: np.ndarray, gn: np.ndarray | None = None,
@@ -119,7 +119,7 @@ def test_one_episode_is_one_event() -> None:
 
 
 def test_presets_tell_their_stories() -> None:
-    from core.presets import preset_config
+    from core.model.presets import preset_config
 
     calm = Stepper(preset_config("xor-3"))
     assert calm.run_until(max_iters=3000) is None

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import Config
-from core.diff import Side, comparable, compare_scalars, first_op_diff, summary_iterations
-from core.recorder import Recorder
-from core.replay import Replay
-from core.stepper import Stepper
-from core.trace import TraceReader
+from core.engine.stepper import Stepper
+from core.model.config import Config
+from core.store.diff import Side, comparable, compare_scalars, first_op_diff, summary_iterations
+from core.store.recorder import Recorder
+from core.store.replay import Replay
+from core.store.trace import TraceReader
 
 SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)
 NAN_CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")

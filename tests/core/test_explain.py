@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.config import Config
-from core.explain import explain, grid_index, num
-from core.explain_ops import KINDS, kind
-from core.presets import preset_config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.inspect.explain import explain, grid_index, num
+from core.inspect.explain_ops import KINDS, kind
+from core.model.config import Config
+from core.model.presets import preset_config
 
 NAN = Config(hidden=(3,), activation="relu", loss="ce", lr=1e8)  # z2 overflows at it 21
 CONFIGS = [

@@ -1,7 +1,7 @@
 """The generated fast path, the op-by-op stepper and trace replay agree bit for bit.
 
 Every activation × loss × bias × depth 1–3, over 3,000 iterations: the fast loop
-(`core/fused.py`, one generated function) must give the same metrics whether it
+(`core/engine/fused.py`, one generated function) must give the same metrics whether it
 runs in one call or in uneven pieces, the same as the stepper's history, and the
 iterations materialized op by op (forward and backward from checkpoints, live
 and replayed) must hold exactly the numbers the fast path computed.
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.code import Code
-from core.config import Config
-from core.fused import fuse_units
-from core.history import MetricsBlock
-from core.machine import Machine
-from core.recorder import Recorder
-from core.replay import Replay
-from core.stepper import Stepper
+from core.engine.fused import fuse_units
+from core.engine.history import MetricsBlock
+from core.engine.machine import Machine
+from core.engine.stepper import Stepper
+from core.model.code import Code
+from core.model.config import Config
+from core.store.recorder import Recorder
+from core.store.replay import Replay
 
 N = 3000
 COLUMNS = ("loss", "acc", "lr", "grad_norm", "weight_norm", "saturation")
@@ -43,7 +43,7 @@ def check_frame_against_row(frame, metrics: dict[str, np.ndarray], it: int, dept
                             n: int, rows: bool) -> None:
     """What a materialized iteration shows equals the fast path's metrics row.
 
-    `rows`: the run's sums come from arena rows (core/rows.py, format 5), summed by
+    `rows`: the run's sums come from arena rows (core/engine/rows.py, format 5), summed by
     np.add.reduceat; otherwise by a dot product (format 3)."""
     assert float(frame.value("loss")) == metrics["loss"][it]
     assert same(frame.value("grad_norm"), metrics["grad_norm"][it])

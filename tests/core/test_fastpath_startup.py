@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.dataset_names import BUILTIN, SHAPES
-from core.datasets import make_dataset
+from core.model.dataset_names import BUILTIN, SHAPES
+from core.model.datasets import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ def test_help_and_presets_do_not_import_numpy(args: list[str]) -> None:
                 f"        main({args!r})\n"
                 "    except SystemExit:\n"
                 "        pass\n"
-                "print(sorted(m for m in ('numpy', 'rich', 'textual', 'core.trace')"
+                "print(sorted(m for m in ('numpy', 'rich', 'textual', 'core.store.trace')"
                 " if m in sys.modules))")
     assert out.strip() == "[]"
 

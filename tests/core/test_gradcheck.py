@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.code import Code
-from core.config import Config
-from core.gradcheck import NotApplicable, gradcheck
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.inspect.gradcheck import NotApplicable, gradcheck
+from core.model.code import Code
+from core.model.config import Config
 
 combos = st.fixed_dictionaries({
     "activation": st.sampled_from(["sigmoid", "tanh", "relu"]),
@@ -48,7 +48,7 @@ def test_float32_run_is_checked_in_float64() -> None:
 
 def test_a_wrong_derivative_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break sigmoid's derivative by 1%: the check must fail, so it can fail."""
-    import core.catalog as cat
+    import core.model.catalog as cat
 
     real = cat._sigmoid_d
 

@@ -7,14 +7,14 @@ import sqlite3
 import numpy as np
 import pytest
 
-from core import knobs as kn
-from core.breakpoints import BreakpointList
-from core.config import Config, ConfigError
-from core.presets import preset_config
-from core.recorder import Recorder
-from core.replay import Replay
-from core.stepper import INIT, Stepper
-from core.trace import FORMAT_VERSION, TraceError, TraceReader
+from core.engine import knobs as kn
+from core.engine.stepper import INIT, Stepper
+from core.inspect.breakpoints import BreakpointList
+from core.model.config import Config, ConfigError
+from core.model.presets import preset_config
+from core.store.recorder import Recorder
+from core.store.replay import Replay
+from core.store.trace import FORMAT_VERSION, TraceError, TraceReader
 
 CFG = Config(hidden=(4,), lr=0.5, bias=True, limit=60)
 

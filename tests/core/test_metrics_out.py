@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core.metrics_out import _write_lines, floats_text, kept_rows
+from core.store.metrics_out import _write_lines, floats_text, kept_rows
 
 
 def parsed(x: np.ndarray) -> np.ndarray:

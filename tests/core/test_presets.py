@@ -1,4 +1,4 @@
-"""Tests for core.presets: every preset is valid and tells the story it claims.
+"""Tests for core.model.presets: every preset is valid and tells the story it claims.
 
 The numbers asserted here are the measured behaviour recorded in
 benchmarks/PRESETS.md (seed 0, float64, full batch), with some slack.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.config import Config, ConfigError
-from core.detectors import Event
-from core.history import MetricsBlock
-from core.machine import Machine
-from core.presets import DEFAULT_PRESET, PRESETS, Preset, preset_config
-from core.stepper import Stepper
+from core.engine.history import MetricsBlock
+from core.engine.machine import Machine
+from core.engine.stepper import Stepper
+from core.inspect.detectors import Event
+from core.model.config import Config, ConfigError
+from core.model.presets import DEFAULT_PRESET, PRESETS, Preset, preset_config
 
 BAD = ("explode", "spike", "nan")  # the kinds that mean "the jump happened"
 EXPLODE_AT = 127  # measured: first explode event of xor-50-explode

@@ -1,4 +1,4 @@
-"""Metrics from arena rows (core/rows.py): the chunked forms equal the one-row forms
+"""Metrics from arena rows (core/engine/rows.py): the chunked forms equal the one-row forms
 the stepper uses, and the prediction is np.argmax's, ties and NaNs included."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.rows import RowMetrics
+from core.engine.rows import RowMetrics
 
 
 def metrics(n: int, k: int, w: list[int], b: list[int], labels: np.ndarray,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.config import Config
-from core.machine import Machine
-from core.stepper import INIT, Stepper
+from core.engine.machine import Machine
+from core.engine.stepper import INIT, Stepper
+from core.model.config import Config
 
 SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)
 

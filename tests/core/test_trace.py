@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import Config, Detect
-from core.datasets import Dataset
-from core.detectors import scan
-from core.history import History, MetricsBlock
-from core.machine import SAT_EVERY, Machine
-from core.recorder import Recorder, scan_tail
-from core.replay import Replay
-from core.stepper import Stepper
-from core.trace import TraceError, TraceReader, encode_block
+from core.engine.history import History, MetricsBlock
+from core.engine.machine import SAT_EVERY, Machine
+from core.engine.stepper import Stepper
+from core.inspect.detectors import scan
+from core.model.config import Config, Detect
+from core.model.datasets import Dataset
+from core.store.recorder import Recorder, scan_tail
+from core.store.replay import Replay
+from core.store.trace import TraceError, TraceReader, encode_block
 
 SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)
 NAN_CFG = Config(hidden=(6,), lr=200.0, activation="relu", loss="ce", init="he")

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.codec import pack
-from core.config import Config
-from core.recorder import Recorder
-from core.replay import Replay
-from core.trace import FORMAT_VERSION, TraceError, TraceReader
+from core.model.config import Config
+from core.store.codec import pack
+from core.store.recorder import Recorder
+from core.store.replay import Replay
+from core.store.trace import FORMAT_VERSION, TraceError, TraceReader
 from tui_backprop import cli
 
 ALL_WRONG = pack(np.full(64, 65535, "<u2"))  # 65535 of N rows right, in every iteration
@@ -75,7 +75,7 @@ def reblob(name: str, start: int, change: Callable[[bytes], bytes]) -> Callable[
 
 
 def deflate(data: bytes) -> bytes:
-    z = zlib.compressobj(1, zlib.DEFLATED, -15)  # a raw stream, as core/codec.py stores
+    z = zlib.compressobj(1, zlib.DEFLATED, -15)  # a raw stream, as core/store/codec.py stores
     return z.compress(data) + z.flush()
 
 

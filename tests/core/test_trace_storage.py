@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core.codec import pack, unpack
-from core.config import Config
-from core.machine import SAT_EVERY
-from core.metrics_table import column_names
-from core.recorder import Recorder
-from core.replay import Replay
-from core.stepper import Stepper
-from core.trace import FORMAT_VERSION, TraceReader
+from core.engine.machine import SAT_EVERY
+from core.engine.stepper import Stepper
+from core.model.config import Config
+from core.store.codec import pack, unpack
+from core.store.metrics_table import column_names
+from core.store.recorder import Recorder
+from core.store.replay import Replay
+from core.store.trace import FORMAT_VERSION, TraceReader
 
 DATA = Path(__file__).parent / "data"
 SEED_CFG = Config(hidden=(10,), lr=1e-3, reg=1e-4, limit=50)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.columns import decode_block, encode_block
-from core.trace import TraceError
+from core.store.columns import decode_block, encode_block
+from core.store.trace import TraceError
 from core.user.loader import load
 from core.user.replay import UserReplay
 from core.user.session import resolve_data

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.trace import APPLICATION_ID, TraceError, TraceReader
+from core.store.trace import APPLICATION_ID, TraceError, TraceReader
 from core.user.loader import UserError, load
 from core.user.machine import UserMachine
 from core.user.recording import record, save
@@ -59,7 +59,7 @@ def _live_params(path: Path, iterations: int) -> dict[str, np.ndarray]:
     """The user's parameters after `iterations` steps, run here without any trace."""
     prog = load(str(path))
     X, y = resolve_data(prog, None, prog.seed)
-    from core.config import Config
+    from core.model.config import Config
 
     m = UserMachine(prog, X, y, Config(lr=prog.lr, seed=prog.seed, dataset="user"))
     m.run_fast(iterations) if iterations else None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import tui_support  # noqa: F401  (fixes the colour environment before any app is built)
 
-from core.config import Config
-from core.diff import Side, compare_scalars, first_op_diff
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.model.config import Config
+from core.store.diff import Side, compare_scalars, first_op_diff
 from tui_backprop.screens.diff import DiffApp, Heat
 
 CFG = Config(hidden=(4,), lr=0.5, limit=40)

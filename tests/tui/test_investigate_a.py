@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from tui_support import explode_config, make_app, make_replay, screen_text
 
-from core.breakpoints import BreakpointList
-from core.config import Config
-from core.stepper import Stepper
-from core.trace import TraceReader
+from core.engine.stepper import Stepper
+from core.inspect.breakpoints import BreakpointList
+from core.model.config import Config
+from core.store.trace import TraceReader
 from tui_backprop.screens import MainScreen
 from tui_backprop.screens.breakpoints import BreakpointsScreen
 from tui_backprop.screens.knobs import KnobsScreen

@@ -14,11 +14,11 @@ import pytest
 from rich.console import Console
 from tui_support import NAN_CONFIG, make_app, screen_text
 
-from core.config import Config
-from core.datasets import Dataset
-from core.explain import num
-from core.presets import preset_config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.inspect.explain import num
+from core.model.config import Config
+from core.model.datasets import Dataset
+from core.model.presets import preset_config
 from tui_backprop import investigate as inv
 from tui_backprop import view
 from tui_backprop.app import BackpropApp

@@ -7,7 +7,7 @@ import asyncio
 from textual.events import Key
 from tui_support import NAN_CONFIG, explode_config, make_app, make_replay, screen_text
 
-from core.config import Config
+from core.model.config import Config
 from tui_backprop.screens import HelpScreen, MainScreen, PromptScreen
 from tui_backprop.widgets import MatrixPanel, PlotextPlot
 

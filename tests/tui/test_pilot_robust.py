@@ -14,7 +14,7 @@ import numpy as np
 from textual.events import Key
 from tui_support import make_app, screen_text
 
-from core.config import Config
+from core.model.config import Config
 from tui_backprop.app import BackpropApp
 from tui_backprop.screens import MainScreen
 from tui_backprop.widgets import MatrixPanel

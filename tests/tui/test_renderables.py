@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from rich.console import Console
 
-from core.config import Config
-from core.stepper import Stepper
+from core.engine.stepper import Stepper
+from core.model.config import Config
 from tui_backprop import view
 from tui_backprop.renderables.flags import FlagsStrip
 from tui_backprop.renderables.matrix import MatrixHeatmap, PendingMatrix, fmt_value

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tui_support import make_app, screen_text
 
-from core.config import Config
+from core.model.config import Config
 from tui_backprop.widgets import MatrixPanel
 
 

@@ -13,8 +13,8 @@ os.environ.pop("NO_COLOR", None)
 os.environ["COLORTERM"] = "truecolor"
 os.environ["TERM"] = "xterm-256color"
 
-from core.config import Config  # noqa: E402
-from core.stepper import Stepper  # noqa: E402
+from core.engine.stepper import Stepper  # noqa: E402
+from core.model.config import Config  # noqa: E402
 from tui_backprop.app import BackpropApp, live_app, replay_app  # noqa: E402
 
 THEME = "textual-dark"
@@ -22,9 +22,9 @@ NAN_CONFIG = Config(hidden=(3,), activation="relu", loss="ce", lr=1e8)  # NaN ea
 
 
 def explode_config() -> Config:
-    """The preset that explodes; a large-lr stand-in until core/presets.py has it."""
+    """The preset that explodes; a large-lr stand-in until core/model/presets.py has it."""
     try:
-        from core.presets import preset_config
+        from core.model.presets import preset_config
 
         return preset_config("xor-50-explode")
     except (ImportError, KeyError):

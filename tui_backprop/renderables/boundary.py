@@ -1,6 +1,6 @@
 """DecisionBoundary: predicted classes as half-block pixels, training points on top.
 
-Pure Rich over a `core.boundary.Boundary`.  In colour each cell is two pixels
+Pure Rich over a `core.inspect.boundary.Boundary`.  In colour each cell is two pixels
 (▀ with fg = top pixel, bg = bottom) in named ANSI colours, so a 16-colour
 terminal shows exactly the intended hues.  Training points are their class
 digit on the predicted colour: a digit on another class's colour is a
@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from core.boundary import Boundary
+from core.inspect.boundary import Boundary
 
 COLOURS = ("blue", "red", "green", "yellow", "magenta", "cyan", "bright_black", "white")
 _DARK_TEXT = {"yellow", "cyan", "white"}  # light backgrounds: digits in black

@@ -13,7 +13,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
 from rich.text import Text
 
-from core.explain import num
+from core.inspect.explain import num
 from tui_backprop.investigate import GradcheckData
 from tui_backprop.renderables.matrix import MatrixHeatmap
 

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.breakpoints import EVENT_NAMES, BreakpointError, BreakpointList
+from core.inspect.breakpoints import EVENT_NAMES, BreakpointError, BreakpointList
 from tui_backprop.widgets.inputs import steady
 
 HELP = ("c stops at the first enabled breakpoint to fire, on its op, and says why. "

@@ -3,7 +3,7 @@
 A mixin of `MainScreen`, so its wiring there stays a few lines: the bindings and
 palette entries, `continue_rule` (read by the continue job), `describe_break`
 (the status line after a breakpoint stop) and `with_break` (the flags strip).
-The engine does the work: `core.breakpoints` evaluates, `Stepper.set_knobs`
+The engine does the work: `core.inspect.breakpoints` evaluates, `Stepper.set_knobs`
 rewrites the future, `Recorder` writes the trace.
 """
 
@@ -16,12 +16,12 @@ from textual import work
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from core import knobs as kn
-from core.breakpoints import KIND as BREAK
-from core.breakpoints import BreakpointList
-from core.config import Config
-from core.datasets import Dataset
-from core.detectors import Event
+from core.engine import knobs as kn
+from core.inspect.breakpoints import KIND as BREAK
+from core.inspect.breakpoints import BreakpointList
+from core.inspect.detectors import Event
+from core.model.config import Config
+from core.model.datasets import Dataset
 from tui_backprop.view import FlagLine
 
 CONTROL_ACTIONS = {"breakpoints", "knobs", "save"}
@@ -136,11 +136,11 @@ class ControlMixin:
     def _save(self, path: Path, force: bool, cfg: Config, knobs: kn.Schedule, data: Dataset,
               n: int) -> None:
         """Record in a thread from copies of the session's inputs: never touches the stepper."""
-        from core.trace import TraceError  # the trace layer loads only when saving
+        from core.store.trace import TraceError  # the trace layer loads only when saving
 
         worker = get_current_worker()
         try:
-            from core.recorder import Recorder  # sqlite & co. load only when saving
+            from core.store.recorder import Recorder  # sqlite & co. load only when saving
 
             rec = Recorder(path, cfg, data, force=force, target=n, knobs=knobs)
             rec.run(n, should_stop=lambda: worker.is_cancelled)

@@ -21,7 +21,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from core.diff import OpDiff, ScalarDiff, Side, comparable, differs, first_op_diff
+from core.store.diff import OpDiff, ScalarDiff, Side, comparable, differs, first_op_diff
 from tui_backprop.renderables.matrix import MatrixHeatmap
 from tui_backprop.view import Series, downsample
 from tui_backprop.widgets.plot import PlotextPlot

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
-from core.gradcheck import NotApplicable, gradcheck
+from core.inspect.gradcheck import NotApplicable, gradcheck
 from tui_backprop import investigate as inv
 from tui_backprop.renderables.gradcheck import GradcheckReport
 

@@ -18,8 +18,8 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from core import knobs as kn
-from core.config import CLIP_KINDS, REG_KINDS, Config, ConfigError
+from core.engine import knobs as kn
+from core.model.config import CLIP_KINDS, REG_KINDS, Config, ConfigError
 from tui_backprop.widgets.inputs import steady
 
 LABELS = {

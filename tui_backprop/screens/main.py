@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from core.detectors import Event
+from core.inspect.detectors import Event
 from tui_backprop import view
 from tui_backprop.overview import Overview, headline_for
 from tui_backprop.screens import control, showing, tools

@@ -1,0 +1,1 @@
+"""The engine: the machine that runs a program, the stepper, history and knobs."""

@@ -1,0 +1,257 @@
+"""The fast path's step, generated from the live ops' own statements.
+
+`fuse_units` takes the units of the live ops in program order and returns
+equivalent units with fewer NumPy calls: an elementwise unit that has a twin
+later on (the L2 term of every layer, the SGD step of every parameter) moves
+down past code that does not touch its arrays, and twins on adjacent slices of
+one flat arena merge into one call on the union.  Every element still goes
+through the same operations in the same order, so the result is bit-identical
+to running the ops one by one (what the stepper does).
+
+`loop_source` wraps those statements in the fast path's loop with its metric
+bookkeeping; `core/engine/machine.py` compiles it once per Machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from core.model import catalog as cat
+from core.model.code import Late, Unit, build_function, const_arg, positional_out, render
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _span(a: np.ndarray) -> tuple[int, int, int] | None:
+    """(id of the root buffer, first element, end element) of a contiguous view."""
+    r = _root(a)
+    if not (a.flags.c_contiguous and r.flags.c_contiguous and r.dtype == a.dtype):
+        return None
+    start = (a.__array_interface__["data"][0] - r.__array_interface__["data"][0])
+    start //= a.itemsize
+    return id(r), start, start + a.size
+
+
+def _overlap(xs: tuple[np.ndarray, ...], ys: tuple[np.ndarray, ...]) -> bool:
+    return any(np.may_share_memory(x, y) for x in xs for y in ys)
+
+
+def _conflict(a: Unit, u: Unit) -> bool:
+    """True if swapping a and u (a first) could change a result."""
+    if a.reads is None or a.writes is None or u.reads is None or u.writes is None:
+        return True
+    return _overlap(a.writes, u.reads + u.writes) or _overlap(a.reads, u.writes)
+
+
+def _sink(units: list[Unit]) -> list[Unit]:
+    """Move each mergeable unit down to just before its next twin, when nothing between
+    reads what it writes or writes what it touches."""
+    units = list(units)
+    sigs = [u.signature() for u in units]
+    for k in range(len(units) - 1, -1, -1):
+        sig = sigs[k]
+        if sig is None or sig not in sigs[k + 1:]:
+            continue
+        pos = k
+        while pos + 1 < len(units) and sigs[pos + 1] != sig and not _conflict(
+                units[pos], units[pos + 1]):
+            units[pos], units[pos + 1] = units[pos + 1], units[pos]
+            sigs[pos], sigs[pos + 1] = sigs[pos + 1], sigs[pos]
+            pos += 1
+    return units
+
+
+def _merge_pair(a: Unit, b: Unit) -> Unit | None:
+    """a and b as one unit over the union of their (adjacent) slices, or None."""
+    xs, ys = a.arrays(), b.arrays()
+    if len(xs) != len(ys):
+        return None
+    union: dict[int, np.ndarray] = {}
+    direction = None
+    for x, y in zip(xs, ys, strict=True):
+        sx, sy = _span(x), _span(y)
+        if sx is None or sy is None or sx[0] != sy[0]:
+            return None
+        d = "ab" if sx[2] == sy[1] else "ba" if sy[2] == sx[1] else None
+        if d is None or direction not in (None, d):
+            return None
+        direction = d
+        lo, hi = min(sx[1], sy[1]), max(sx[2], sy[2])
+        union[id(x)] = _root(x).reshape(-1)[lo:hi]
+    calls = tuple((fn, tuple(union[id(v)] if isinstance(v, np.ndarray) else v for v in args))
+                  for fn, args in a.calls or ())
+    return _unit_from_calls(calls)
+
+
+def _unit_from_calls(calls: tuple[tuple[object, tuple[object, ...]], ...]) -> Unit:
+    env: dict[str, object] = {}
+    lines: list[str] = []
+    reads: list[np.ndarray] = []
+    writes: list[np.ndarray] = []
+    names: dict[int, str] = {}
+
+    def name(v: object, fn: object = None, out: object = None) -> str:
+        if isinstance(v, Late):
+            env.update(v.env)
+            return v.src
+        if id(v) not in names:
+            names[id(v)] = f"v{len(names)}"
+            env[names[id(v)]] = const_arg(fn, v, out)  # type: ignore[arg-type]
+        return names[id(v)]
+
+    for fn, args in calls:
+        *ins, out = args
+        out_src = name(out) if positional_out(fn) else f"out={name(out)}"
+        lines.append(f"{name(fn)}({', '.join([*(name(v, fn, out) for v in ins), out_src])})")
+        reads.extend(a for a in ins if isinstance(a, np.ndarray))
+        writes.append(out)  # type: ignore[arg-type]
+    return Unit("\n".join(lines), env, tuple(reads), tuple(writes), calls)
+
+
+def _merge_runs(units: list[Unit]) -> list[Unit]:
+    """Merge consecutive twins on adjacent slices (independent twins may be reordered)."""
+    out: list[Unit] = []
+    k = 0
+    while k < len(units):
+        sig = units[k].signature()
+        run = [units[k]]
+        while (sig is not None and k + len(run) < len(units)
+               and units[k + len(run)].signature() == sig):
+            run.append(units[k + len(run)])
+        k += len(run)
+        if len(run) > 1 and not any(_conflict(a, b) for i, a in enumerate(run)
+                                    for b in run[i + 1:]):
+            run.sort(key=lambda u: (_span(u.arrays()[0]) or (0, 0, 0))[1])
+            merged = [run[0]]
+            for u in run[1:]:
+                m = _merge_pair(merged[-1], u)
+                if m is None:
+                    merged.append(u)
+                else:
+                    merged[-1] = m
+            run = merged
+        out.extend(run)
+    return out
+
+
+def fuse_units(units: list[Unit]) -> list[Unit]:
+    """The live ops' units with twins merged (fewer calls, same bits)."""
+    return _merge_runs(_sink(units))
+
+
+CHUNK = 256  # full batch: accuracy is computed for this many iterations at once
+
+
+def chunk_rows(width: int) -> int:
+    """Rows of a row-metrics chunk: ~1 MB (it stays in cache), at least 128 (a flush costs
+    ~20 NumPy calls whatever its size).  Measured: 468 rows at the seed, 128 at 2-50-2."""
+    return max(128, (1 << 17) // max(width, 1))
+
+
+SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
+
+
+def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
+    """The fast path's step: the live ops' units, fused, and the chunk its rows go to.
+
+    With row metrics the norm op's place holds one copy of the arena into the
+    chunk's row c_ (after the gradients, before clipping and the update) and the
+    metric-only units are left out: the loop computes them a chunk at a time.
+    """
+    prog, buf = m.program, m.buf  # type: ignore[attr-defined]
+    live: list[Unit] = []
+    chunk = None
+    for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
+        if prog.row_metrics and op.key == "grad_norm":
+            arena = buf["metric_rows"]
+            chunk = np.empty((chunk_rows(arena.size), arena.size), arena.dtype)
+            live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
+                                                       "arena": arena}))
+        else:
+            live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
+    return fuse_units(live), chunk
+
+
+def build_loop(m: object) -> Callable[..., None]:
+    """The fast path of Machine `m` as one generated function.
+
+    loop(count, i0, j0, loss_l, acc_l, gn_l, wn_l, satb, marks, keep) runs `count`
+    iterations from i0 (row j0 of the block), calling keep((i, parameter copy)) at the
+    start of each iteration i that the sorted iterator `marks` yields,
+    appending per-iteration metrics to the lists (cheaper than NumPy item writes), or
+    with row metrics writing them a chunk at a time into the block's arrays (then
+    loss_l .. wn_l are those arrays, wn_l of Σ W²), and sampled saturation into `satb`.
+    The step itself is the live ops' units (fused); around it: the step size, ‖W‖²
+    (free from an L2 loss), accuracy from argmax rows compared a chunk at a time,
+    saturation every SAT_EVERY iterations.
+    """
+    prog, buf, hp, cfg = m.program, m.buf, m.hp, m.cfg  # type: ignore[attr-defined]
+    depth, n = prog.depth, prog.n
+    rows_mode = prog.row_metrics
+    units, chunk = step_units(m)
+    body, env = render(units, "f")
+    free_wsq = cfg.reg > 0 and cfg.reg_kind == "l2"
+    full = m.full  # type: ignore[attr-defined]
+    out = buf[f"h{depth}"]
+    preds = np.empty((CHUNK, n), np.intp)
+    act = cat.ACTIVATIONS[cfg.activation]
+    hidden = [(l - 1, buf[f"h{l}"]) for l in range(1, depth)]
+
+    def sat(j: int, satb: np.ndarray) -> None:
+        for l, h in hidden:
+            satb[j, l] = np.count_nonzero(act.saturated(h)) / h.size
+
+    def flush(c: int, j: int, loss: np.ndarray, acc: np.ndarray, gn: np.ndarray,
+              wsq: np.ndarray) -> None:  # rows j − c .. j − 1 of the block
+        hp.rows.into(chunk[:c], loss[j - c:j], acc[j - c:j], gn[j - c:j], wsq[j - c:j])
+
+    env.update(hp_=hp, lr0=cfg.lr, decay=cfg.lr_decay, amax=out.argmax, preds=preds,
+               rows=list(preds), labels=buf["labels"], cnz=np.count_nonzero, inv_n=1.0 / n,
+               CHUNK_=CHUNK, sat=sat, load=m.load_batch,  # type: ignore[attr-defined]
+               pred=np.empty(n, np.intp), eq=np.empty(n, bool), equal=np.equal,
+               float=float)
+    pre: list[str] = ["if i_ == mark_:", "    keep((i_, pcopy()))", "    mark_ = next(marks, -1)"]
+    env["pcopy"] = buf["params"].copy
+    if not full:
+        pre.append("load(i_)")
+    if cfg.lr_decay:
+        pre.append("hp_.lr = lr0 / (1.0 + decay * i_)")
+    if not free_wsq and not rows_mode:  # ‖W‖² before the update, one dot per layer
+        ws = [buf[p].reshape(-1) for p in prog.params if p[0] == "W"]
+        for l, w in enumerate(ws):
+            env[f"wd_{l}"], env[f"wf_{l}"] = w.dot, w
+        pre.append("wa((" + "".join(f"float(wd_{l}(wf_{l})), " for l in range(depth)) + "))")
+    post = ["wa(hp_.w_sq)"] if free_wsq and not rows_mode else []
+    if rows_mode:  # the arena row was copied in place of the norm op
+        env["flush"] = flush
+        env["ROWS_"] = len(chunk)  # type: ignore[arg-type]
+        post += ["c_ += 1", "if c_ == ROWS_:",
+                 "    flush(c_, j_ + 1, loss_l, acc_l, gn_l, wn_l)", "    c_ = 0"]
+    elif full:  # keep predictions; compare a chunk of them at once
+        post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, rows[c_])", "c_ += 1",
+                 "if c_ == CHUNK_:",
+                 "    aa((cnz(preds == labels, axis=1) * inv_n).tolist())", "    c_ = 0"]
+    else:
+        post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, pred)", "equal(pred, labels, eq)",
+                 "acc_l.append(cnz(eq) * inv_n)"]
+    if hidden:
+        post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
+        env["SAT_EVERY_"] = SAT_EVERY
+    lines = ([] if rows_mode else
+             ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend"])
+    lines += ["c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
+             "ib = i0 - j0",
+             "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
+    lines += ["    " + ln for ln in pre + body + post]
+    if rows_mode:
+        lines += ["if c_:", "    flush(c_, j0 + count, loss_l, acc_l, gn_l, wn_l)"]
+    elif full:
+        lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
+    return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",
+                                        "satb", "marks", "keep"], lines, env)

@@ -1,0 +1,1 @@
+"""Inspection: detectors, gradient check, element drill-down, boundary, breakpoints."""

@@ -1,0 +1,1 @@
+"""The model: config, op catalog, per-layer ops and the program built from them."""

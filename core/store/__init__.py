@@ -1,0 +1,1 @@
+"""Storage: the SQLite trace, its codec, recorder, replay, diff and metrics export."""
