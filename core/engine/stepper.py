@@ -82,13 +82,13 @@ class Stepper:
         self.max_recent = max(2, min(4096, int(16 * 2**20 / max(p_bytes, 1))))
         # the fast path also snapshots every `snap_every` iterations (and the last one), so
         # a back-step or a landing re-executes at most a few iterations (~0.4 ms of them)
-        per_it = 2e-5 * self.program.depth + flops / 5e10  # ~Python overhead + BLAS
+        per_it = 6e-6 * self.program.depth + flops / 5e10  # ~Python overhead + BLAS
         if machine is not None:  # user code: no estimate; blocks of 256, no spaced snapshots
             per_it = max(per_it, 0.2 / 256)
         self.snap_every = int(4e-4 / per_it) if per_it < 4e-4 else 0
         # a continue runs blocks of ~0.1 s (a power of two, 8..2048; per_it overestimates
         # small nets ~2×): detectors and rules cost per block, a pause is polled between
-        self.block = 1 << max(3, min(11, int(np.log2(0.2 / per_it))))
+        self.block = 1 << max(3, min(13, int(np.log2(0.2 / per_it))))
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
         self.iteration = INIT
