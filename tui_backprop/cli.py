@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.model.config import Config, ConfigError
-from core.model.limits import LimitError, kind_of
+from core.model.limits import LimitError
 from tui_backprop.arg_types import non_negative
 from tui_backprop.options import add_run_options, config_from_args, run_from_args
 
@@ -55,20 +54,15 @@ def export_names(depth: int, bias: bool) -> list[str]:
 
 def check_target(path: str, force: bool) -> None:
     """An output path may be new, or (with --force) an existing regular file: never a FIFO,
-    a device or a folder, which a rename would silently replace or fail on."""
+    a device or a folder, which a rename would silently replace or fail on (the same rule
+    as for traces)."""
+    from core.store.columns import TraceError
+    from core.store.recorder import existing
+
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:  # ENAMETOOLONG, EACCES on a parent, ELOOP, ...
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path} is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{path} is a {kind_of(st.st_mode)}, not a regular file; "
-                         "refusing to replace it")
-    if not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
+        existing(Path(path), force)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def write_npz(path: str, arrays: dict[str, np.ndarray], force: bool) -> None:

@@ -278,23 +278,29 @@ class TraceReader:
             raise TraceError("dataset arrays do not match their checksum")
         return data
 
-    def _read_blocks(self) -> None:
-        depth = self.program.depth
+    def _block_rows(self, columns: tuple[str, ...]) -> tuple[dict[Any, dict[str, tuple]], int]:
+        """The blocks table as {start: {column: (count, dtype, shape, data, crc)}} and the
+        iterations it covers, its sequence checked first (then one array per metric)."""
         rows: dict[Any, dict[str, tuple]] = {}
         for start, count, name, *cols in self.con.execute(
                 "SELECT start, count, name, dtype, shape, data, crc FROM blocks ORDER BY start"):
             rows.setdefault(start, {})[name] = (count, *cols)
         n = 0
-        for start, cols in rows.items():  # the sequence first: then one array per metric
+        for start, cols in rows.items():
             counts = {c[0] for c in cols.values()}
-            if set(cols) != set(METRICS) or len(counts) != 1:
-                raise TraceError(f"block {start}: needs columns {', '.join(METRICS)} of one count")
+            if set(cols) != set(columns) or len(counts) != 1:
+                raise TraceError(f"block {start}: needs columns {', '.join(columns)} of one count")
             count = counts.pop()
             if (start != n or start % self.block or type(count) is not int
                     or not 0 < count <= self.block):
                 raise TraceError(f"block at {start!r} of {count!r} iterations breaks the "
                                  f"sequence of {self.block}-iteration blocks")
             n += count
+        return rows, n
+
+    def _read_blocks(self) -> None:
+        depth = self.program.depth
+        rows, n = self._block_rows(METRICS)
         b = MetricsBlock.empty(0, n, depth)
         correct = np.empty(n, np.uint32)
         for start, cols in rows.items():

@@ -176,21 +176,7 @@ class UserTrace(TraceReader):
         return flat.astype(dt).reshape(shape)
 
     def _blocks(self, depth: int, lr: float) -> MetricsBlock:
-        rows: dict[Any, dict[str, tuple]] = {}
-        for start, count, name, *cols in self.con.execute(
-                "SELECT start, count, name, dtype, shape, data, crc FROM blocks ORDER BY start"):
-            rows.setdefault(start, {})[name] = (count, *cols)
-        n = 0
-        for start, cols in rows.items():
-            counts = {c[0] for c in cols.values()}
-            count = counts.pop() if len(counts) == 1 else None
-            if set(cols) != set(METRICS) or count is None:
-                raise TraceError(f"block {start}: needs columns {', '.join(METRICS)} of one count")
-            if (start != n or start % self.block or type(count) is not int
-                    or not 0 < count <= self.block):
-                raise TraceError(f"block at {start!r} of {count!r} iterations breaks the "
-                                 f"sequence of {self.block}-iteration blocks")
-            n += count
+        rows, n = self._block_rows(METRICS)
         b = MetricsBlock.empty(0, n, depth)
         for start, cols in rows.items():
             count = cols["loss"][0]
