@@ -15,11 +15,12 @@ computes.
 from __future__ import annotations
 
 import ast
+import operator
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import CodeType, FrameType
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,8 @@ class LineInfo:
 
     line: int
     text: str  # the statement's source, first line stripped (… when it continues)
-    targets: tuple[tuple[str, CodeType], ...]  # (display text, compiled expression)
-    reads: tuple[CodeType, ...]
+    targets: tuple[tuple[str, ast.expr], ...]  # (display text, plain expression)
+    reads: tuple[ast.expr, ...]
     augmented: bool = False  # x += …: updates an array in place
 
 
@@ -82,12 +83,9 @@ def parse_lines(source: str, filename: str) -> dict[int, LineInfo]:
         if not isinstance(node, ast.stmt) or isinstance(node, ast.FunctionDef | ast.ClassDef
                                                          | ast.AsyncFunctionDef):
             continue
-        targets = tuple((ast.unparse(t), compile(ast.Expression(t if isinstance(t.ctx, ast.Load)
-                                                                 else _load(t)),
-                                                  filename, "eval"))
-                        for t in _target_nodes(node))
+        targets = tuple((ast.unparse(t), t) for t in _target_nodes(node))
         value = getattr(node, "value", None)
-        reads: list[CodeType] = []
+        reads: list[ast.expr] = []
         seen: set[str] = set()
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Return | ast.Expr) \
                 and value is not None:
@@ -97,9 +95,9 @@ def parse_lines(source: str, filename: str) -> dict[int, LineInfo]:
                     text = ast.unparse(sub)
                     if text not in seen:
                         seen.add(text)
-                        reads.append(compile(ast.Expression(sub), filename, "eval"))
+                        reads.append(sub)
         if isinstance(node, ast.AugAssign):
-            reads.append(compile(ast.Expression(_load(node.target)), filename, "eval"))
+            reads.append(node.target)
         first = lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
         end = node.end_lineno or node.lineno
         text = first + (" …" if end > node.lineno else "")
@@ -110,15 +108,35 @@ def parse_lines(source: str, filename: str) -> dict[int, LineInfo]:
     return info
 
 
-def _load(node: ast.expr) -> ast.expr:
-    """A copy of a target expression in Load context."""
-    new = ast.parse(ast.unparse(node), mode="eval").body
-    return ast.copy_location(new, node)
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert,
+          ast.Not: operator.not_}
 
 
-def _safe_eval(code: CodeType, frame: FrameType) -> Any:
+def _value(node: ast.expr, frame: FrameType) -> Any:
+    """The value of a plain expression (see `_plain`: names, constants, subscripts, slices)
+    in the user's frame, read without eval: never runs code the line did not."""
+    if isinstance(node, ast.Name):
+        for space in (frame.f_locals, frame.f_globals, frame.f_builtins):
+            if node.id in space:
+                return space[node.id]
+        raise NameError(node.id)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Subscript):
+        return _value(node.value, frame)[_value(node.slice, frame)]
+    if isinstance(node, ast.Slice):
+        return slice(*(None if p is None else _value(p, frame)
+                       for p in (node.lower, node.upper, node.step)))
+    if isinstance(node, ast.Tuple):
+        return tuple(_value(e, frame) for e in node.elts)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_value(node.operand, frame))
+    raise TypeError(f"not a plain expression: {ast.unparse(node)}")
+
+
+def _read(node: ast.expr, frame: FrameType) -> Any:
     try:
-        return eval(code, frame.f_globals, frame.f_locals)  # noqa: S307 - names/subscripts only
+        return _value(node, frame)
     except Exception:  # noqa: BLE001 - an unbound name or a missing key: nothing to record
         return None
 
@@ -173,8 +191,8 @@ class LineTracer:
     # ------------------------------------------------------------------ recording
     def _inputs(self, info: LineInfo, frame: FrameType) -> tuple[str, ...]:
         keys: list[str] = []
-        for code in info.reads:
-            v = _safe_eval(code, frame)
+        for node in info.reads:
+            v = _read(node, frame)
             if isinstance(v, np.ndarray):
                 k = self.known.get(id(v))
                 if k is not None and k not in keys:
@@ -186,8 +204,8 @@ class LineTracer:
         if pending is None:
             return
         info, ins, _ = pending
-        for text, code in info.targets:
-            v = _safe_eval(code, frame)
+        for text, node in info.targets:
+            v = _read(node, frame)
             if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number):
                 if not info.augmented and text.isidentifier() and \
                         self.known.get(id(v)) in self.leaves:
