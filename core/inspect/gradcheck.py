@@ -27,6 +27,21 @@ NOISE = 10.0  # (L(w+ε) − L(w−ε))/2ε carries roundoff up to ~ this × mac
 SCALE_FLOOR = 1e-3  # errors are relative to max(|a|+|n|, 0.1% of the matrix's largest |a|)
 
 
+def error_floor(base_loss: float, eps: float, scale: float, threshold: float = THRESHOLD
+                ) -> float:
+    """What |analytic| + |numeric| is floored at before dividing: an absolute error at the
+    finite-difference roundoff (~NOISE·ε_mach·|L|/ε) counts as exactly the threshold, and
+    entries below 0.1% of the largest (`scale`) are judged against that 0.1%."""
+    noise = NOISE * np.finfo(np.float64).eps * max(abs(base_loss), 1.0) / eps
+    return max(FLOOR, noise / threshold, SCALE_FLOOR * scale)
+
+
+def relative_errors(ana: np.ndarray, num: np.ndarray, floor: float) -> np.ndarray:
+    """|a − n| / max(|a| + |n|, floor) per entry; 0 where both are ~0 (below FLOOR)."""
+    denom = np.abs(ana) + np.abs(num)
+    return np.where(denom < FLOOR, 0.0, np.abs(ana - num) / np.maximum(denom, floor))
+
+
 class NotApplicable(ValueError):
     """Gradcheck asked of something it cannot check (a forward op, a NaN state)."""
 
@@ -113,10 +128,7 @@ def gradcheck(machine: Machine, frame: Frame, key: str, *, eps: float = 1e-5,
             target.flat[flat_index] = old
             return val, crossed
 
-        # below this, a difference is finite-difference roundoff, not a wrong derivative
-        # an absolute error at the noise level counts as exactly the threshold
-        noise = NOISE * np.finfo(np.float64).eps * max(base_loss, 1.0) / eps
-        floor = max(FLOOR, noise / THRESHOLD, SCALE_FLOOR * float(np.abs(analytic_full).max()))
+        floor = error_floor(base_loss, eps, float(np.abs(analytic_full).max()))
         size = target.size
         rng = np.random.default_rng(seed)
         picks = np.arange(size) if size <= max_entries else np.sort(
@@ -133,12 +145,11 @@ def gradcheck(machine: Machine, frame: Frame, key: str, *, eps: float = 1e-5,
                 continue
             num = (lp - lm) / (2 * eps)
             ana = float(analytic_full.flat[idx])
-            denom = abs(ana) + abs(num)
             if not math.isfinite(num):
                 err = math.inf
                 nonfinite += 1
             else:
-                err = 0.0 if denom < FLOOR else abs(ana - num) / max(denom, floor)
+                err = float(relative_errors(np.float64(ana), np.float64(num), floor))
             rel.flat[idx] = err
             a_list.append(ana)
             n_list.append(num)

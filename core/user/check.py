@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.inspect.gradcheck import error_floor, relative_errors
 from core.user import diagnose as dg
 from core.user.limits import MAX_ENTRIES, THRESHOLD  # noqa: F401  (re-exported)
 from core.user.loader import UserError, UserProgram, check_grads, check_loss
 from core.user.session import copy_params, init_params, train_step
 
 EPS = 1e-5
-NOISE = 10.0  # roundoff of (L(w+ε) − L(w−ε))/2ε is up to ~ this × ε_mach × |L| / ε
-SCALE_FLOOR = 1e-3
 FULL = 64  # parameters up to this size are checked entry by entry
 
 
@@ -151,18 +150,17 @@ class Checker:
         sample = choose_sample(shape, self.max_entries, self.seed)
         flat = sample.indices()
         num = self.numeric(params, name, flat, iteration)
-        noise = NOISE * np.finfo(np.float64).eps * max(abs(base), 1.0) / self.eps
         ga = np.asarray(grad, dtype=np.float64)
         if ga.shape != shape:
-            return self._misshaped(name, shape, ga, num, flat, sample, noise)
+            return self._misshaped(name, shape, ga, num, flat, sample,
+                                   error_floor(base, self.eps, 0.0, self.threshold))
         ana = ga.reshape(-1)[flat]
         if not np.isfinite(ga).all():
             return ParamResult(name, shape, ga.shape, False, None, None, None, None, None,
                                "the gradient contains NaN/Inf", sample, self.threshold)
         scale = max(float(np.abs(ana).max()), float(np.abs(num).max()))
-        floor = max(1e-8, noise / self.threshold, SCALE_FLOOR * scale)
-        denom = np.abs(ana) + np.abs(num)
-        err = np.where(denom < 1e-8, 0.0, np.abs(ana - num) / np.maximum(denom, floor))
+        floor = error_floor(base, self.eps, scale, self.threshold)  # as the built-in check
+        err = relative_errors(ana, num, floor)
         worst = int(np.argmax(err))
         rel = np.full(shape, np.nan)
         rel.reshape(-1)[flat] = err
@@ -179,11 +177,11 @@ class Checker:
                            self.threshold, rel, (flat, ana, num))
 
     def _misshaped(self, name: str, shape: tuple[int, ...], ga: np.ndarray, num: np.ndarray,
-                   flat: np.ndarray, sample: Sample, noise: float) -> ParamResult:
+                   flat: np.ndarray, sample: Sample, floor: float) -> ParamResult:
         text = (f"mis-shaped gradient: backward returned shape {ga.shape} for a parameter of "
                 f"shape {shape}")
         if ga.size == math.prod(shape):
-            tol = 1e-4 * np.maximum(np.abs(num), noise / self.threshold)
+            tol = 1e-4 * np.maximum(np.abs(num), floor)
             if len(shape) == 2 and ga.shape == shape[::-1]:
                 if np.all(np.abs(ga.T.reshape(-1)[flat] - num) <= tol):
                     text = (f"transposed gradient: backward returned shape {ga.shape} for a "
