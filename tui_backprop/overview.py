@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tui_backprop.renderables.matrix import Stats
+
 BINS = 8
 
 
@@ -36,26 +38,24 @@ class Summary:
 
     @staticmethod
     def of(a: np.ndarray) -> Summary:
+        """The panel header's statistics (`Stats`), plus σ and a histogram of the range."""
         a = np.asarray(a, dtype=np.float64)
-        finite = np.isfinite(a)
-        f = a[finite] if not finite.all() else a.reshape(-1)
-        nan = int(np.count_nonzero(np.isnan(a)))
-        inf = int(a.size - f.size - nan)
-        if f.size == 0:
-            return Summary(a.shape, math.nan, math.nan, math.nan, math.nan, math.nan, nan,
+        st = Stats.of(a)
+        inf = st.posinf + st.neginf
+        if a.size == 0 or math.isnan(st.min):  # nothing finite
+            return Summary(a.shape, math.nan, math.nan, math.nan, math.nan, math.nan, st.nan,
                            inf, (0,) * BINS)
-        lo, hi = float(f.min()), float(f.max())
+        f = a.reshape(-1) if not (st.nan or inf) else a[np.isfinite(a)]
         with np.errstate(all="ignore"):
-            mean = float(f.mean())
             std = float(f.std())
-            norm = float(np.sqrt(f.dot(f)))
-            span = hi - lo
+            span = st.max - st.min
             if span > 0 and math.isfinite(span):
-                hist = np.histogram(f, bins=BINS, range=(lo, hi))[0]
+                hist = np.histogram(f, bins=BINS, range=(st.min, st.max))[0]
             else:
                 hist = np.zeros(BINS, np.int64)
                 hist[BINS // 2] = f.size
-        return Summary(a.shape, lo, hi, mean, std, norm, nan, inf, tuple(int(h) for h in hist))
+        return Summary(a.shape, st.min, st.max, st.mean, std, st.norm, st.nan, inf,
+                       tuple(int(h) for h in hist))
 
 
 @dataclass(frozen=True)
