@@ -333,3 +333,20 @@ async def test_narrow_footer_keeps_help_and_quit_in_sight() -> None:
         await pilot.pause()
         footer = screen_text(app).split("\n")[-1]
         assert "b back" in footer and "q quit" in footer
+
+
+def test_overview_summary_counts_nan_inf_and_describes_the_finite_rest() -> None:
+    from tui_backprop.overview import BINS, Summary
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 7))
+    a[0, 0], a[1, 1], a[2, 2] = np.nan, np.inf, -np.inf
+    s = Summary.of(a)
+    f = a[np.isfinite(a)]
+    assert (s.nan, s.inf, s.shape) == (1, 2, (40, 7))
+    assert (s.min, s.max) == (f.min(), f.max())
+    assert np.isclose(s.mean, f.mean()) and np.isclose(s.std, f.std())
+    assert np.isclose(s.norm, np.linalg.norm(f))
+    assert sum(s.hist) == f.size and len(s.hist) == BINS
+    empty = Summary.of(np.full((2, 2), np.nan))
+    assert empty.nan == 4 and np.isnan(empty.mean) and sum(empty.hist) == 0
