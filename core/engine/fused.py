@@ -2,9 +2,10 @@
 
 `fuse_units` takes the units of the live ops in program order and returns
 equivalent units with fewer NumPy calls: an elementwise unit that has a twin
+earlier on (every sigmoid layer's σ' = e·h·h) moves up to it, one that has a twin
 later on (the L2 term of every layer, the SGD step of every parameter) moves
-down past code that does not touch its arrays, and twins on adjacent slices of
-one flat arena merge into one call on the union.  Every element still goes
+down, each only past code that does not touch its arrays, and twins on adjacent
+slices of one flat arena merge into one call on the union.  Every element still goes
 through the same operations in the same order, so the result is bit-identical
 to running the ops one by one (what the stepper does).
 
@@ -64,6 +65,26 @@ def _sink(units: list[Unit]) -> list[Unit]:
             units[pos], units[pos + 1] = units[pos + 1], units[pos]
             sigs[pos], sigs[pos + 1] = sigs[pos + 1], sigs[pos]
             pos += 1
+    return units
+
+
+def _hoist(units: list[Unit]) -> list[Unit]:
+    """Move each mergeable unit up to just after its previous twin, when nothing between
+    writes what it reads or touches what it writes (a hidden layer's σ' = e·h·h joins
+    the output layer's, computed earlier in the backward pass)."""
+    units = list(units)
+    sigs = [u.signature() for u in units]
+    for k in range(len(units)):
+        sig = sigs[k]
+        if sig is None or sig not in sigs[:k]:
+            continue
+        pos = k
+        while pos > 0 and sigs[pos - 1] != sig and not _conflict(units[pos - 1], units[k]):
+            pos -= 1
+        if pos == 0 or sigs[pos - 1] != sig:
+            continue  # it cannot reach its twin: leave it where it was
+        units.insert(pos, units.pop(k))
+        sigs.insert(pos, sigs.pop(k))
     return units
 
 
@@ -142,7 +163,7 @@ def _merge_runs(units: list[Unit]) -> list[Unit]:
 
 def fuse_units(units: list[Unit]) -> list[Unit]:
     """The live ops' units with twins merged (fewer calls, same bits)."""
-    return _merge_runs(_sink(units))
+    return _merge_runs(_sink(_hoist(units)))
 
 
 CHUNK = 256  # full batch: accuracy is computed for this many iterations at once
@@ -243,15 +264,47 @@ def build_loop(m: object) -> Callable[..., None]:
     if hidden:
         post += ["if i_ % SAT_EVERY_ == 0:", "    sat(j_, satb)"]
         env["SAT_EVERY_"] = SAT_EVERY
-    lines = ([] if rows_mode else
-             ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend"])
+    if rows_mode:
+        return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l",
+                                            "wn_l", "satb", "marks", "keep"],
+                              _segment_lines(body, bool(cfg.lr_decay), bool(hidden)), env)
+    lines = ["la, ga, wa, aa = loss_l.append, gn_l.extend, wn_l.extend, acc_l.extend"]
     lines += ["c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
              "ib = i0 - j0",
              "for j_ in range(j0, j0 + count):", "    i_ = ib + j_"]
     lines += ["    " + ln for ln in pre + body + post]
-    if rows_mode:
-        lines += ["if c_:", "    flush(c_, j0 + count, loss_l, acc_l, gn_l, wn_l)"]
-    elif full:
+    if full:
         lines += ["if c_:", "    aa((cnz(preds[:c_] == labels, axis=1) * inv_n).tolist())"]
     return build_function("fast_loop", ["count", "i0", "j0", "loss_l", "acc_l", "gn_l", "wn_l",
                                         "satb", "marks", "keep"], lines, env)
+
+
+def _segment_lines(body: list[str], lr_decay: bool, hidden: bool) -> list[str]:
+    """The row-metrics loop: the step runs in an inner `for` over chunk rows, up to the
+    next event (a parameter copy to keep, a saturation sample, a full chunk), so the
+    per-iteration bookkeeping is the loop itself; events are handled between segments.
+    Same iterations, same order, same calls: the bits do not change."""
+    stop = "    stop_ = min(end_, j_ + ROWS_ - c_"
+    stop += ", j_ + 1 + (-i_) % SAT_EVERY_)" if hidden else ")"
+    lines = ["c_ = 0", "mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
+             "ib = i0 - j0", "j_ = j0", "end_ = j0 + count",
+             "while j_ < end_:",
+             "    i_ = ib + j_",
+             "    if i_ == mark_:",
+             "        keep((i_, pcopy()))",
+             "        mark_ = next(marks, -1)",
+             stop,
+             "    if mark_ > i_:",
+             "        stop_ = min(stop_, mark_ - ib)",
+             "    off_ = i_ - c_",  # iteration = off_ + chunk row
+             "    for c_ in range(c_, c_ + stop_ - j_):"]
+    if lr_decay:
+        lines.append("        hp_.lr = lr0 / (1.0 + decay * (off_ + c_))")
+    lines += ["        " + ln for ln in body]
+    lines += ["    c_ += 1", "    j_ = stop_"]
+    if hidden:
+        lines += ["    if (ib + j_ - 1) % SAT_EVERY_ == 0:", "        sat(j_ - 1, satb)"]
+    lines += ["    if c_ == ROWS_:", "        flush(c_, j_, loss_l, acc_l, gn_l, wn_l)",
+              "        c_ = 0",
+              "if c_:", "    flush(c_, end_, loss_l, acc_l, gn_l, wn_l)"]
+    return lines

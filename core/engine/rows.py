@@ -1,12 +1,14 @@
-"""Metrics from rows of one flat arena [h_L | h_L − y | params | grads] (trace format 5).
+"""Metrics from rows of one flat arena [h_L | params | grads] (trace format 6).
 
 With a full batch, an MSE loss and an L2 (or no) penalty, everything the fast
 path reports per iteration (loss, accuracy, per-layer ‖W‖ and ‖∇W‖, and with
 them the finite check) is a function of that arena between the backward pass
 and the update.  The fast path copies the arena into one row of a chunk per
 iteration (one NumPy call) and computes the metrics of a whole chunk at once:
-one square and one `np.add.reduceat` over segments (h_L − y is the loss op's own
-buffer, h_L is there for the accuracy).
+the accuracy from h_L, then h_L − y (the loss op's own subtraction, so the same
+bits), one square and one `np.add.reduceat` over the segments [h − y | params |
+grads].  h − y is not copied: recomputing it a chunk at a time costs less than
+moving it every iteration.
 
 The stepper's loss and norm ops run the very same functions on a one-row view of
 the live arena, so both agree bit for bit: `np.add.reduceat` sums each segment of
@@ -30,23 +32,26 @@ MAX_WIDTH = 4096  # arena entries per row: a 256-row chunk stays within 8 MB
 
 
 class RowMetrics:
-    """Segment layout of the arena [h_L | h_L − y | params | grads] and the metric
-    formulas over its rows (h_L − y is the loss op's own buffer, so no subtraction)."""
+    """Segment layout of the arena [h_L | params | grads] and the metric formulas over
+    its rows; sums read the first segment as h_L − y."""
 
-    def __init__(self, arena: np.ndarray, labels: np.ndarray, k: int,
+    def __init__(self, arena: np.ndarray, y: np.ndarray, labels: np.ndarray,
                  order: list[tuple[str, int]], coeff: float, decay: float = 0.0) -> None:
         """`order`: (parameter, size) in arena order (weights contiguous, see
-        Program.param_order); gradients follow in the same order."""
+        Program.param_order); gradients follow in the same order.  `y`: the one-hot
+        targets (N, K), read when the sums run."""
         self.arena = arena
-        n = len(labels)
+        n, k = y.shape
         self.nk = nk = n * k
         self.n, self.k = n, k
+        self.y = y.reshape(-1)
         names = [p for p, _ in order]
         self.depth = depth = sum(p[0] == "W" for p in names)
         self.labels = labels
+        self.is_one = labels == 1
         self.half_n = 0.5 / n
         self.inv_n = 1.0 / n
-        self.ones = np.ones(n)  # counts per row as a product: exact for 0/1 entries
+        self.ones = np.ones(nk)  # Σ h as a product: NaN iff an output is (never ±inf)
         self.coeff = coeff
         # decay = c > 0: the arena holds the weights' data gradient; dL/dW adds c·W
         # (core/model/grad_ops.py, grad_w_op), and so do the norms here, with the same calls
@@ -55,31 +60,44 @@ class RowMetrics:
         self.p_total = sum(sizes)
         self.w_total = sum(size for p, size in order if p[0] == "W")
         self.w_start = sum(sizes[:names.index("W1")])  # the weights are contiguous
-        self.params = 2 * nk  # where the parameters start
-        self.split = 2 * nk + self.p_total  # where the gradients start
-        self.idx = np.cumsum([nk, nk, *sizes, *sizes])[:-1].astype(np.intp)  # h−y, params, grads
+        self.params = nk  # where the parameters start
+        self.split = nk + self.p_total  # where the gradients start
+        self.idx = np.cumsum([0, nk, *sizes, *sizes])[:-1].astype(np.intp)  # h−y, params, grads
         self.n_par = len(order)
         self.w_pos = [names.index(f"W{l}") for l in range(1, depth + 1)]
         self.b_pos = [names.index(f"b{l}") for l in range(1, depth + 1)
                       ] if "b1" in names else []
         self.bias = bool(self.b_pos)
+        self._scratch: dict[tuple[int, str], np.ndarray] = {}
+
+    def _buf(self, shape: tuple[int, ...], dtype: type, tag: str) -> np.ndarray:
+        """A scratch array reused across chunks (no allocation per flush)."""
+        key = (shape[0], tag)
+        if key not in self._scratch or self._scratch[key].shape != shape:
+            self._scratch[key] = np.empty(shape, dtype)
+        return self._scratch[key]
 
     def sums(self, rows: np.ndarray, lo: int, hi: int | None = None,
              scratch: bool = False) -> np.ndarray:
-        """Σ squares per segment of rows[:, lo:hi] (lo, hi on segment boundaries), float64.
+        """Σ squares per segment of [h − y | params | grads][:, lo:hi] (lo, hi on segment
+        boundaries), float64.
 
         `scratch`: the rows may be overwritten (a chunk), so no copy is made.
         """
         hi = rows.shape[1] if hi is None else hi
         sq = rows[:, lo:hi] if scratch else rows[:, lo:hi].copy()
+        if lo < self.nk:  # h − y, as the loss op forms it
+            e = sq[:, :self.nk - lo]
+            np.subtract(e, self.y[lo:self.nk], out=e)
         if self.decay and hi > self.split:  # dL/dW = data term + c·W, as grad_w_op forms it
             g0, w0 = self.split + self.w_start - lo, self.params + self.w_start
             g = sq[:, g0:g0 + self.w_total]
-            w = rows[:, w0:w0 + self.w_total]
+            w = rows[:, w0:w0 + self.w_total]  # not yet squared
             np.add(g, np.multiply(w, self.decay), out=g)
-        np.multiply(sq, sq, out=sq)
+        flat = sq.reshape(-1) if sq.flags.c_contiguous else sq
+        np.multiply(flat, flat, out=flat)
         idx = self.idx[(self.idx >= lo) & (self.idx < hi)] - lo
-        return np.add.reduceat(sq, idx, axis=1).astype(np.float64)
+        return np.add.reduceat(sq, idx, axis=1).astype(np.float64, copy=False)
 
     def loss_and_wsq(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(loss, Σ W² per layer) from sums over [h−y | params]: Σ(y−h)²/2N + λ/2N·Σ‖W‖²."""
@@ -98,18 +116,21 @@ class RowMetrics:
             return np.sqrt(g[:, self.w_pos])
         return np.sqrt((0.0 + g[:, self.w_pos]) + g[:, self.b_pos])
 
-    def accuracy(self, rows: np.ndarray, nan: bool | None = None) -> np.ndarray:
+    def accuracy(self, rows: np.ndarray) -> np.ndarray:
         """Share of rows whose argmax output is the label, per arena row.
 
         np.argmax along a short last axis costs a call per row; without NaNs the same
-        prediction (the first maximum wins) comes from K−1 column comparisons.  `nan`:
-        whether any output may be NaN, if known (a NaN output makes Σ(h − y)² NaN).
+        prediction (the first maximum wins) comes from K−1 column comparisons.  Rows
+        holding a NaN output (Σ h is NaN: outputs are sigmoids, never ±inf) take
+        np.argmax's rule, where the first NaN wins.
         """
-        h = rows[:, :self.nk].reshape(len(rows), self.n, self.k)
-        if np.isnan(h).any() if nan is None else nan:  # argmax: the first NaN wins
-            pred = h.argmax(2)
-        elif self.k == 2:
-            pred = h[:, :, 1] > h[:, :, 0]
+        c = len(rows)
+        h = rows[:, :self.nk].reshape(c, self.n, self.k)
+        hits = self._buf((c, self.n), bool, "hit")
+        labels = self.labels
+        if self.k == 2:
+            np.greater(h[:, :, 1], h[:, :, 0], out=hits)
+            labels = self.is_one  # bool against bool: a third of the time of bool against int
         else:
             best = h[:, :, 0].copy()
             pred = np.zeros(best.shape, np.intp)
@@ -117,16 +138,24 @@ class RowMetrics:
                 wins = h[:, :, j] > best
                 np.copyto(pred, j, where=wins)
                 np.copyto(best, h[:, :, j], where=wins)
-        hits = np.equal(pred, self.labels).astype(np.float64).dot(self.ones)
-        return hits * self.inv_n
+            hits = pred
+        nan = np.flatnonzero(np.isnan(rows[:, :self.nk].dot(self.ones)))
+        if len(nan):  # argmax: the first NaN wins
+            if hits.dtype == bool:
+                hits = hits.astype(np.intp)
+            hits[nan] = h[nan].argmax(2)
+        if hits.dtype != bool:
+            labels = self.labels
+        return np.count_nonzero(np.equal(hits, labels, out=self._buf(
+            (c, self.n), bool, "eq")), axis=1) * self.inv_n
 
     def into(self, rows: np.ndarray, loss: np.ndarray, acc: np.ndarray,
              grad_norm: np.ndarray, w_sq: np.ndarray) -> None:
         """Metrics of every row written into the arrays (the fast path's block slices).
 
-        The rows are scratch: they are squared in place."""
-        s = self.sums(rows, self.nk, scratch=True)  # leaves the outputs h as they were
-        acc[:] = self.accuracy(rows, bool(np.isnan(s[:, 0]).any()))
+        The rows are scratch: h becomes h − y, then everything is squared in place."""
+        acc[:] = self.accuracy(rows)
+        s = self.sums(rows, 0, scratch=True)
         lo, ws = self.loss_and_wsq(s[:, :1 + self.n_par])
         loss[:] = lo
         w_sq[:] = ws

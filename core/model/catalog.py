@@ -44,11 +44,31 @@ def sigmoid_scaled(z: Array, out: Array, e: Array, n: int) -> Code:
             + Code.call(np.add, e, inv, out=out) + Code.call(np.divide, inv, out, out=out))
 
 
+def sigmoid_factor(e: Array, h: Array, out: Array) -> Code:
+    """σ'(z) = h(1 − h) as e·h·h, where e = exp(−z) was kept by the forward pass
+    (`sigmoid_kept`, or exp(−z)/N by `sigmoid_scaled`): 1 − h = e·h.
+
+    Every layer's factor is the same two calls, so with the layers' e, h and factor
+    buffers adjacent the fast path makes them two calls for all layers together
+    (core/engine/fused.py); (1 − h)·h would be a different pair of calls for the output.
+    """
+    return Code.call(np.multiply, e, h, out=out) + Code.call(np.multiply, out, h, out=out)
+
+
+def sigmoid_kept(z: Array, out: Array, e: Array) -> Code:
+    """σ(z) = 1/(1 + exp(−z)), the same four calls as `_sigmoid` (same bits), keeping
+    exp(−z) in `e` for `sigmoid_factor`."""
+    return (Code.call(np.negative, z, out=e) + Code.call(np.exp, e, out=e)
+            + Code.call(np.add, e, 1.0, out=out) + Code.call(np.divide, 1.0, out, out=out))
+
+
 def mse_dz_scaled(diff: Array, h: Array, e: Array, tmp: Array, out: Array) -> Code:
     """dL/dz = (h − y)/N ⊙ h(1 − h) as (h − y) ⊙ (exp(−z)/N)·h·h: 1 − h = exp(−z)·h, so
-    h(1 − h)/N = (exp(−z)/N)·h², and the 1/N costs no call (see `sigmoid_scaled`)."""
-    return (Code.call(np.multiply, e, h, out=tmp) + Code.call(np.multiply, tmp, h, out=tmp)
-            + Code.call(np.multiply, diff, tmp, out=out))
+    h(1 − h)/N = (exp(−z)/N)·h², and the 1/N costs no call (see `sigmoid_scaled`).
+
+    Two units, not one: the factor is `sigmoid_factor`, the twin of hidden layers'."""
+    return Code(sigmoid_factor(e, h, tmp).units
+                + Code.call(np.multiply, diff, tmp, out=out).units)
 
 
 def _sigmoid_d(h: Array, out: Array) -> Code:  # h(1-h), from the output
@@ -95,6 +115,10 @@ class Activation:
     scalar: Callable[[float], float]
     scalar_d: Callable[[float, float], float]  # (z, h) -> dh/dz
     saturated_text: str
+    # the forms that keep exp(−z) for the derivative (z, out, e) and (e, h, out), used
+    # where every layer's derivative can then be one call (see `sigmoid_factor`)
+    forward_kept: Callable[[Array, Array, Array], Code] | None = None
+    derivative_kept: Callable[[Array, Array, Array], Code] | None = None
 
     def saturated(self, h: Array) -> Array:
         """Boolean mask of saturated (sigmoid/tanh) or dead (relu) outputs."""
@@ -107,7 +131,8 @@ class Activation:
 
 ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation("sigmoid", "σ", "{h}(1−{h})", "h", _sigmoid, _sigmoid_d, _sig_scalar,
-                          lambda z, h: h * (1.0 - h), "outputs below 0.01 or above 0.99"),
+                          lambda z, h: h * (1.0 - h), "outputs below 0.01 or above 0.99",
+                          sigmoid_kept, sigmoid_factor),
     "tanh": Activation("tanh", "tanh", "1−{h}²", "h", _tanh, _tanh_d, math.tanh,
                        lambda z, h: 1.0 - h * h, "|outputs| above 0.99"),
     "relu": Activation("relu", "relu", "[{z}>0]", "z", _relu, _relu_d, lambda z: max(z, 0.0),

@@ -109,15 +109,26 @@ class Program:
         sizes = [int(np.prod(self.param_shape(p))) for p in order]
         total = sum(sizes)
         arenas = {kind: np.zeros(total, dt) for kind in ("", "dL_d", "step", "reg")}
-        if self.row_metrics:  # one arena [h_L | params | grads] (core/engine/rows.py)
-            nk = n * k  # [h_L | h_L − y | params | grads]
-            rows = np.zeros(2 * nk + 2 * total, dt)
-            buf[f"h{self.depth}"] = rows[:nk].reshape(n, k)
-            buf[f"diff{self.depth}"] = rows[nk:2 * nk].reshape(n, k)
-            arenas[""], arenas["raw_d"] = rows[2 * nk:2 * nk + total], rows[2 * nk + total:]
+        if self.row_metrics:  # one arena [h1 | … | h_L | params | grads]: from h_L on it
+            # is the metric arena (core/engine/rows.py); the layers' h, exp(−z) and σ'
+            # buffers are adjacent, so their σ' = e·h·h is one pair of calls for all
+            # layers in the fast path (cat.sigmoid_factor, core/engine/fused.py)
+            shapes = [(n, width) for width in self.sizes[1:]]
+            hs = sum(a * b for a, b in shapes)
+            rows = np.zeros(hs + 2 * total, dt)
+            exps, factors = np.zeros(hs, dt), np.zeros(hs, dt)
+            at = 0
+            for l, shp in enumerate(shapes, 1):
+                last = l == self.depth
+                size = shp[0] * shp[1]
+                buf[f"h{l}"] = rows[at:at + size].reshape(shp)
+                buf[f"eN{l}" if last else f"e{l}"] = exps[at:at + size].reshape(shp)
+                buf[f"tN{l}" if last else f"dh{l}_dz{l}"] = factors[at:at + size].reshape(shp)
+                at += size
+            arenas[""], arenas["raw_d"] = rows[hs:hs + total], rows[hs + total:]
             if not self.decay:  # else dL/dW (data term + penalty) is shown, not stepped
                 arenas["dL_d"] = arenas["raw_d"]
-            buf["metric_rows"] = rows
+            buf["metric_rows"] = rows[hs - n * k:]
         at = 0
         for p, size in zip(order, sizes, strict=True):
             shp = self.param_shape(p)
@@ -182,7 +193,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         if hp.rows is None or hp.rows.arena is not b["metric_rows"]:
             coeff = cfg.reg * reg.scale(n) if reg else 0.0
             order = [(p, b[p].size) for p in arena_order()]
-            hp.rows = RowMetrics(b["metric_rows"], b["labels"], sizes[-1], order, coeff, decay)
+            hp.rows = RowMetrics(b["metric_rows"], b["y"], b["labels"], order, coeff, decay)
         return hp.rows
 
     def shape(l: int) -> tuple[int, int]:
@@ -191,6 +202,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
     # full-batch MSE with row metrics: the 1/N of dL/dh is folded into the output's
     # sigmoid, dL/dz_L is computed directly and dL/dh_L, dh_L/dz_L are shown only
     fold = use_rows and loss.name == "mse"
+    # ... and sigmoid hidden layers keep exp(−z), so every layer's σ' is e·h·h
+    kept = fold and act.forward_kept is not None and act.derivative_kept is not None
 
     def scratch(b: Buffers, name: str) -> np.ndarray:
         """An internal buffer of the output layer's shape, shared by the ops binding it."""
@@ -198,6 +211,13 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         if key not in b:
             b[key] = np.zeros(shape(depth), dt)
         return b[key]
+
+    def exp_of(b: Buffers, l: int) -> np.ndarray:
+        """exp(−z_l) kept by a hidden sigmoid (Program.allocate lays them out adjacent;
+        other buffer sets, e.g. the boundary's forward pass, get their own here)."""
+        if f"e{l}" not in b:
+            b[f"e{l}"] = np.zeros(shape(l), dt)
+        return b[f"e{l}"]
 
     # ---- init: one op per parameter, each with its own seeded stream
     for l in range(1, depth + 1):
@@ -250,6 +270,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
                        last: bool = last):
                 if last and fold:  # keeps exp(−z)/N for dL/dz (cat.mse_dz_scaled)
                     return cat.sigmoid_scaled(b[f"z{l}"], b[f"h{l}"], scratch(b, "eN"), n)
+                if kept:  # keeps exp(−z) for dh/dz (cat.sigmoid_factor)
+                    return a.forward_kept(b[f"z{l}"], b[f"h{l}"], exp_of(b, l))
                 return a.forward(b[f"z{l}"], b[f"h{l}"])
             text, fam = f"h{l} = {a.symbol}(z{l})", a.name
         ops.append(Op(f"h{l}", f"h{l}", "forward", text, (f"z{l}",), shape(l), l, fam, bind_h))
@@ -266,7 +288,7 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
         hp.w_sq = wsq
 
         def value() -> None:
-            lv, ws = rm.loss_and_wsq(rm.sums(one, rm.nk, rm.split))
+            lv, ws = rm.loss_and_wsq(rm.sums(one, 0, rm.split))
             hp.loss = out[0] = float(lv[0])
             for i, v in enumerate(ws[0].tolist()):
                 wsq[i] = v
@@ -339,6 +361,8 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
             deriv = act.derivative
 
             def bind_d(b: Buffers, hp: Hyper, l: int = l, src: str = src, deriv=deriv):
+                if kept:  # e·h·h, the output layer's twin (cat.sigmoid_factor)
+                    return act.derivative_kept(exp_of(b, l), b[src], b[f"dh{l}_dz{l}"])
                 return deriv(b[src], b[f"dh{l}_dz{l}"])
 
             ops.append(Op(f"dh{l}_dz{l}", f"dh{l}/dz{l}", "backward",

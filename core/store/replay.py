@@ -23,7 +23,7 @@ from core.engine.reexec import frame_metrics
 from core.engine.stepper import Stepper
 from core.inspect.detectors import Event
 from core.model.datasets import Dataset, make_dataset
-from core.store.trace import ARITHMETIC, TraceReader, dataset_digest
+from core.store.trace import ARITHMETIC, ARITHMETIC_CHANGES, TraceReader, dataset_digest
 
 CHECKED = ("loss", "acc", "grad_norm", "weight_norm", "saturation")
 
@@ -110,8 +110,9 @@ class Replay(Stepper):
             self.events = [e for e in self.events if e.kind != "diverged"]
         self._diverged_at = i
         if self.trace.version < ARITHMETIC:
-            why += (f" (the trace is format {self.trace.version}: recorded before format "
-                    f"{ARITHMETIC} changed how the loss, norms and bias gradients are summed, "
-                    "so its last digits can differ)")
+            changes = "; ".join(f"format {v}: {text}" for v, text in ARITHMETIC_CHANGES.items()
+                                if v > self.trace.version)
+            why += (f" (the trace is format {self.trace.version}, recorded before the "
+                    f"arithmetic changed, so its last digits can differ — {changes})")
         self.divergence = f"re-execution differs from the recording at iteration {i}: {why}"
         insort(self.events, Event(i, "L", "diverged", why), key=lambda e: e.iteration)

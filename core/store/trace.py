@@ -6,18 +6,16 @@ metrics to check re-execution against, detector events, and the parameters
 every K iterations.  RNG state: none needed — batch order is a pure function of
 (seed, iteration), so a checkpoint is just the parameters.
 
-Format version 5.  Version 1 stored metric blocks raw; version 2 added the meta
+Format version 6.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/store/codec.py: second-order
 delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
 may hold the optional `metrics` table.  Version 4 is a trace of the user's own code
 (meta kind = 'user' and a `source` table, read by core/user/usertrace.py):
-TraceReader refuses it in one line.  Version 5 (what built-in runs write now) has
-version 3's layout, but its metrics and parameters come from version 5's arithmetic
-(full-batch MSE runs sum the loss and norms over arena rows with np.add.reduceat,
-core/engine/rows.py, fold the 1/N into the output sigmoid and apply an L2 penalty as a weight
-decay; bias gradients are a ones-vector product): replaying an older trace of such a
-run re-executes the new arithmetic and reports the divergence (core/store/replay.py).
-Versions 1, 2, 3 and 5 are read.  Arrays are columns (dtype, shape, data, crc): a
+TraceReader refuses it in one line.  Versions 5 and 6 have version 3's layout, but
+their metrics and parameters come from newer arithmetic (ARITHMETIC_CHANGES below):
+replaying an older trace of such a run re-executes today's arithmetic and reports the
+divergence, naming the change (core/store/replay.py).
+Versions 1, 2, 3, 5 and 6 are read.  Arrays are columns (dtype, shape, data, crc): a
 dtype from an allow-list, a JSON shape and a CRC-32 of the stored bytes — never
 pickle.  Dataset and checkpoint data are raw little-endian bytes.
 
@@ -81,8 +79,16 @@ from core.store.columns import (  # noqa: F401  (re-exported: the trace layer's 
 )
 from core.store.trace_check import MetaError, check_meta
 
-FORMAT_VERSION = 5  # what built-in runs write, the newest read (1-3 still open; 4 = user)
-ARITHMETIC = 5  # traces from this version on were recorded with today's arithmetic
+FORMAT_VERSION = 6  # what built-in runs write, the newest read (1-3, 5 still open; 4 = user)
+ARITHMETIC = 6  # traces from this version on were recorded with today's arithmetic
+# what each format changed in the arithmetic of a run (so in its last digits)
+ARITHMETIC_CHANGES = {
+    5: "full-batch MSE runs sum the loss and norms over arena rows (core/engine/rows.py), "
+       "fold the 1/N into the output sigmoid and apply an L2 penalty as a weight decay; "
+       "bias gradients are a ones-vector product",
+    6: "full-batch MSE runs form a sigmoid hidden layer's derivative h(1−h) as "
+       "exp(−z)·h·h, as the output layer does (cat.sigmoid_factor)",
+}
 COMPRESSED = 3  # metric blocks are core/store/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 16384  # iterations per metrics block: fewer, larger blocks open faster

@@ -104,7 +104,8 @@ def test_twin_updates_merge_into_one_call_per_arena(batch: int) -> None:
     """Per-layer L2 terms and SGD steps become one call each, with the same bits.
 
     Full batch (row metrics): the penalty is a weight decay, one call for all layers;
-    its term in dL/dW is formed for display only.  Mini-batch: L2 terms are merged."""
+    its term in dL/dW is formed for display only; every layer's sigmoid derivative is
+    e·h·h, two calls for all layers.  Mini-batch: L2 terms are merged."""
     m = Machine(Config(hidden=(6, 5), lr=0.3, reg=1e-2, bias=True, batch_size=batch))
     assert (m.program.decay > 0) == (batch == 0)
     units = [u for k in m.live for u in k.units if not u.metric]
@@ -112,7 +113,8 @@ def test_twin_updates_merge_into_one_call_per_arena(batch: int) -> None:
     if batch:
         assert len(fused) == len(units) - 2 - 5  # 3 L2 terms -> 1, 6 SGD steps -> 1
     else:
-        assert len(fused) == len(units) - 2 - 5  # 3 decays -> 1, 6 SGD steps -> 1
+        # 3 decays -> 1, 6 SGD steps -> 1, and the 3 layers' σ' = e·h·h -> 1
+        assert len(fused) == len(units) - 2 - 5 - 2
         assert sum(u.metric for k in m.live for u in k.units) >= 3  # the shown L2 terms
     m.init()
     a = m.run_fast(50)

@@ -50,13 +50,18 @@ def test_a_wrong_derivative_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break sigmoid's derivative by 1%: the check must fail, so it can fail."""
     import core.model.catalog as cat
 
-    real = cat._sigmoid_d
+    real, real_kept = cat._sigmoid_d, cat.sigmoid_factor
 
     def off_by_one_percent(h: np.ndarray, out: np.ndarray) -> Code:
         return real(h, out) + Code.call(np.multiply, out, 1.01, out=out)
 
+    def kept_off_by_one_percent(e: np.ndarray, h: np.ndarray, out: np.ndarray) -> Code:
+        return real_kept(e, h, out) + Code.call(np.multiply, out, 1.01, out=out)
+
+    # both forms: h(1−h) and, where exp(−z) is kept (full-batch MSE), e·h·h
     monkeypatch.setitem(cat.ACTIVATIONS, "sigmoid", cat.Activation(
-        **{**cat.ACTIVATIONS["sigmoid"].__dict__, "derivative": off_by_one_percent}))
+        **{**cat.ACTIVATIONS["sigmoid"].__dict__, "derivative": off_by_one_percent,
+           "derivative_kept": kept_off_by_one_percent}))
     s = Stepper(Config(hidden=(3,), lr=0.5))
     s.jump(1, 0)
     assert not gradcheck(s.machine, s.frame, "dL_dW1").passed

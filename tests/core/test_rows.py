@@ -11,10 +11,11 @@ from core.engine.rows import RowMetrics
 
 def metrics(n: int, k: int, w: list[int], b: list[int], labels: np.ndarray,
             decay: float = 0.0) -> RowMetrics:
-    width = 2 * n * k + 2 * (sum(w) + sum(b))
+    width = n * k + 2 * (sum(w) + sum(b))
     order = [(f"W{l + 1}", size) for l, size in enumerate(w)]
     order += [(f"b{l + 1}", size) for l, size in enumerate(b)]
-    return RowMetrics(np.zeros(width), labels, k, order, 1e-3, decay)
+    y = np.eye(k)[labels]
+    return RowMetrics(np.zeros(width), y, labels, order, 1e-3, decay)
 
 
 @pytest.mark.parametrize("k,nan", [(2, False), (3, False), (5, False), (2, True), (4, True)])
@@ -45,12 +46,13 @@ def test_a_chunk_sums_each_row_as_the_one_row_forms_do(bias: bool, decay: float)
     nk, p = n * k, sum(w) + sum(b)
     for i in (0, 1, 128, 256):
         one = rows[i:i + 1]
-        l1, w1 = rm.loss_and_wsq(rm.sums(one, nk, rm.split))
+        l1, w1 = rm.loss_and_wsq(rm.sums(one, 0, rm.split))
         g1 = rm.grad_norm(rm.sums(one, rm.split))
         assert loss[i] == l1[0] and acc[i] == rm.accuracy(one)[0]
         assert (gn[i] == g1[0]).all() and (wsq[i] == w1[0]).all()
         # and the numbers are the definitions: Σ(h−y)²/2N + λ/2N·Σ W², ‖∇‖ per layer
-        d, par, g = one[0, nk:2 * nk], one[0, 2 * nk:2 * nk + p], one[0, 2 * nk + p:].copy()
+        d = one[0, :nk] - rm.y  # h − y
+        par, g = one[0, nk:nk + p], one[0, nk + p:].copy()
         g[:sum(w)] += decay * par[:sum(w)]  # dL/dW = data term + c·W
         assert l1[0] == pytest.approx(d @ d / (2 * n) + 1e-3 * (par[:sum(w)] ** 2).sum(),
                                       rel=1e-12)
@@ -65,7 +67,7 @@ def test_a_chunk_with_nan_outputs_predicts_as_argmax() -> None:
     labels = rng.integers(0, k, n)
     rm = metrics(n, k, [6], [], labels)
     rows = rng.random((40, rm.arena.size))
-    rows[5, 3] = rows[5, 2 * n * k // 2 + 3] = np.nan  # h[1, 1] and its h − y
+    rows[5, 3] = np.nan  # h[1, 1]
     h = rows[:, :n * k].reshape(40, n, k)
     want = np.count_nonzero(h.argmax(2) == labels, axis=1) * (1.0 / n)
     loss, acc, gn, wsq = np.empty(40), np.empty(40), np.empty((40, 1)), np.empty((40, 1))

@@ -70,11 +70,12 @@ def test_old_format_traces_still_open(name: str, version: str, tmp_path: Path) -
     rp.close()
 
 
-@pytest.mark.parametrize("name,version", [("format1.trace", 1), ("format2.trace", 2)])
+@pytest.mark.parametrize("name,version", [("format1.trace", 1), ("format2.trace", 2),
+                                          ("format5.trace", 5)])
 def test_old_traces_replay_identically_or_say_why_they_differ(name: str, version: int,
                                                               tmp_path: Path) -> None:
-    """Format 5 sums metrics (and bias gradients) in another order: re-executing an older
-    trace either gives its recorded numbers or reports the divergence, naming the format."""
+    """Formats 5 and 6 changed the arithmetic: re-executing an older trace either gives its
+    recorded numbers or reports the divergence, naming the format."""
     path = tmp_path / name
     shutil.copy(DATA / name, path)
     rp = Replay(path)
@@ -99,12 +100,33 @@ def record(path: Path, cfg: Config, n: int, **kw) -> Path:
     return path
 
 
-def test_new_traces_are_format_5_and_their_blocks_are_compressed(tmp_path: Path) -> None:
+def test_a_format_5_trace_opens_and_its_replay_names_the_change(tmp_path: Path) -> None:
+    """Written by the format-5 recorder (seed preset, 600 iterations): it opens as it was
+    recorded, and since format 6 forms the hidden σ' another way, its replay diverges
+    and says so, rather than passing off re-executed digits as the recording."""
+    path = tmp_path / "format5.trace"
+    shutil.copy(DATA / "format5.trace", path)
+    with TraceReader(path) as tr:
+        assert tr.version == 5 and tr.n == 600
+        h = tr.history.view()
+        assert np.isfinite(h.loss).all() and h.loss[-1] < h.loss[0]
+    rp = Replay(path)
+    try:
+        rp.jump(rp.n - 1, 0)
+        assert rp.divergence is not None and "the trace is format 5" in rp.divergence
+        assert "format 6: " in rp.divergence and "format 5: " not in rp.divergence
+        # the recorded metrics are still what the history shows
+        assert np.array_equal(rp.history.view().loss, h.loss)
+    finally:
+        rp.close()
+
+
+def test_new_traces_are_format_6_and_their_blocks_are_compressed(tmp_path: Path) -> None:
     path = record(tmp_path / "run.trace", SEED_CFG, 5000, block=1024)
     with sqlite3.connect(path) as con:
         version = dict(con.execute("SELECT key, value FROM meta"))["format_version"]
         stored = con.execute("SELECT sum(length(data)) FROM blocks").fetchone()[0]
-    assert version == str(FORMAT_VERSION) == "5"
+    assert version == str(FORMAT_VERSION) == "6"
     with TraceReader(path) as tr:
         h = tr.history.view()
         raw = h.loss.nbytes + h.grad_norm.nbytes + h.weight_norm.nbytes + tr.n  # + 1 B counts
