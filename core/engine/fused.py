@@ -196,7 +196,38 @@ def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
                                                        "arena": arena}))
         else:
             live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
+    if m.full:  # type: ignore[attr-defined]
+        live = _negated_input(live, [a for a in (buf["X"], buf.get("X1")) if a is not None])
     return fuse_units(live), chunk
+
+
+def _negated_input(units: list[Unit], fixed: list[np.ndarray]) -> list[Unit]:
+    """z1 = X·W1 then −z1 (a sigmoid's first call) as one product (−X)·W1.
+
+    Negation is exact and rounding is symmetric, so (−X)·W1 is −(X·W1) bit for bit
+    (a zero's sign aside, which exp ignores); X is the fixed full batch, so −X is made
+    once.  Only when nothing else in the step reads z1: the fast path never shows it.
+    """
+    for k in range(len(units) - 1):
+        a, b = units[k], units[k + 1]
+        if a.src != "f(b, o)" or not b.calls or b.calls[0][0] is not np.negative:
+            continue
+        src, z = a.reads[0] if a.reads else None, a.env["o"]
+        if src is None or not any(src is x for x in fixed) or b.calls[0][1][0] is not z:
+            continue
+        others = units[:k] + units[k + 2:]
+        if any(u.reads is None and any(isinstance(v, np.ndarray) and np.may_share_memory(v, z)
+                                       for v in u.env.values())
+               or u.reads is not None and any(np.may_share_memory(r, z) for r in u.reads)
+               for u in others):
+            continue  # z1 is read elsewhere (e.g. a relu's derivative): keep it
+        out = b.calls[0][1][1]
+        neg = np.negative(src)
+        dot = Unit("f(b, o)", {"f": neg.dot, "b": a.env["b"], "o": out}, (neg, a.env["b"]),
+                   (out,))
+        rest = _unit_from_calls(b.calls[1:]) if len(b.calls) > 1 else None
+        return units[:k] + [dot] + ([rest] if rest else []) + units[k + 2:]
+    return units
 
 
 def build_loop(m: object) -> Callable[..., None]:
