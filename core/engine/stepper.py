@@ -16,6 +16,7 @@ forgets everything computed from iteration t on.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -86,6 +87,9 @@ class Stepper:
         if machine is not None:  # user code: no estimate; blocks of 256, no spaced snapshots
             per_it = max(per_it, 0.2 / 256)
         self.snap_every = int(4e-4 / per_it) if per_it < 4e-4 else 0
+        self._per_it = per_it  # the estimate, until fast runs measure it (_calibrate)
+        self._measured = False
+        self._user = machine is not None
         # a continue runs blocks of ~0.1 s (a power of two, 8..2048; per_it overestimates
         # small nets ~2×): detectors and rules cost per block, a pause is polled between
         self.block = 1 << max(3, min(13, int(np.log2(0.2 / per_it))))
@@ -350,12 +354,28 @@ class Stepper:
             nxt = min(i, (pos // self.every + 1) * self.every, pos + self._chunk)
             m = self._switch(pos)
             m.snap_every = snap
-            blocks.append(m.run_fast(min(nxt, self._next_start(pos)) - pos))
+            count = min(nxt, self._next_start(pos)) - pos
+            t0 = time.perf_counter()
+            blocks.append(m.run_fast(count))
+            self._calibrate(count, time.perf_counter() - t0)
             for k, flat in getattr(m, "snaps", ()):
                 self._remember(k, flat)
             self._checkpoint()
         if blocks:  # detectors scan the stretch once
             self._observe(MetricsBlock.concat(blocks))
+
+    def _calibrate(self, count: int, seconds: float) -> None:
+        """Space the fast path's snapshots by what an iteration costs on this machine.
+
+        The estimate from the net's size is off by 3× between CPUs (per-call overhead
+        dominates small nets); the fastest run seen (noise only adds) sets the spacing,
+        so a landing re-executes ~0.25 ms of iterations whatever the CPU.  Only what is
+        kept changes, never the arithmetic."""
+        if self._user or count < 64 or seconds <= 0:
+            return
+        self._per_it = min(self._per_it, seconds / count) if self._measured else seconds / count
+        self._measured = True
+        self.snap_every = int(2.5e-4 / self._per_it) if self._per_it < 2.5e-4 else 0
 
     def _remember(self, k: int, state: np.ndarray | dict[str, np.ndarray]) -> None:
         """Keep the parameters at the start of iteration k among the recent states."""
