@@ -344,16 +344,21 @@ class TraceReader:
         self.n = n
 
     def _read_checkpoints(self) -> None:
-        # rowids from a table scan: loading by rowid does not trust the (damageable) index
-        self._rowids: dict[int, dict[str, int]] = {}
-        checked: set[tuple] = set()  # thousands of rows repeat a few (name, dtype, shape, size)
-        for rowid, it, name, *cols in self.con.execute(
-                "SELECT rowid, iteration, name, dtype, shape, length(data) FROM checkpoints"):
-            if type(it) is not int or not 0 <= it <= self.n or name not in self._shapes:
+        # every row's iteration, name, dtype, shape and size are checked per distinct
+        # combination (thousands of rows repeat a few; grouping is SQLite's, not a
+        # Python loop's, work), then rowids come from a table scan: loading by rowid does
+        # not trust the (damageable) index
+        for kind, lo, hi, name, *cols in self.con.execute(
+                "SELECT typeof(iteration), min(iteration), max(iteration), name, dtype, shape,"
+                " length(data) FROM checkpoints"
+                " GROUP BY typeof(iteration), name, dtype, shape, length(data)"):
+            if kind != "integer" or not 0 <= lo <= hi <= self.n or name not in self._shapes:
+                it = lo if kind != "integer" or lo < 0 else hi
                 raise TraceError(f"checkpoint ({it!r}, {name!r}) is outside the recorded run")
-            if (name, *cols) not in checked:
-                check(f"checkpoint {it} {name}", *cols, self._dtype, self._shapes[name])
-                checked.add((name, *cols))
+            check(f"checkpoint {lo} {name}", *cols, self._dtype, self._shapes[name])
+        self._rowids: dict[int, dict[str, int]] = {}
+        for rowid, it, name in self.con.execute(
+                "SELECT rowid, iteration, name FROM checkpoints"):
             self._rowids.setdefault(it, {})[name] = rowid
         if 0 not in self._rowids or any(v.keys() != self._shapes.keys()
                                         for v in self._rowids.values()):
