@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +229,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
     Only a regular file of at most MAX_TOML_BYTES, nested at most MAX_TOML_DEPTH deep.
     """
+    import tomllib  # here, not at the top: `--help` and `presets` never parse TOML (5 ms)
+
     if not str(path):
         raise ConfigError("--config needs a file name")
     try:
