@@ -12,6 +12,7 @@ answer never depends on how iterations were grouped into blocks.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,10 @@ def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.nda
     # take the per-window path that drops them (same medians, bit for bit)
     rows = values[w_first - window:starts[-1]].reshape(len(starts), window)
     finite = np.isfinite(rows).all(axis=1)
-    meds = np.median(rows, axis=1) if finite.all() else np.full(len(starts), np.nan)
+    if len(starts) == 1 and finite.all():  # a step's scan: the window's median, memoized
+        meds = np.array([_window_median(rows[0])])
+    else:
+        meds = np.median(rows, axis=1) if finite.all() else np.full(len(starts), np.nan)
     for k, w0 in enumerate(starts):
         if finite.all():
             med = meds[k]
@@ -85,6 +89,24 @@ def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.nda
         a, b = max(w0, start), min(w0 + window, stop)
         ref[a - start:b - start] = med
     return ref
+
+
+_MEDIANS: OrderedDict[bytes, float] = OrderedDict()
+
+
+def _window_median(row: np.ndarray) -> float:
+    """np.median of one finite window, remembered by the window's bytes: stepping through
+    an iteration's ops scans one row at a time, and every row of an aligned window has
+    the same reference (the key is the content, so a truncated and re-run history can
+    never get a stale median)."""
+    key = row.tobytes()
+    if key in _MEDIANS:
+        _MEDIANS.move_to_end(key)
+        return _MEDIANS[key]
+    med = _MEDIANS[key] = float(np.median(row[None], axis=1)[0])  # as for a block
+    if len(_MEDIANS) > 64:
+        _MEDIANS.popitem(last=False)
+    return med
 
 
 def _running_min(values: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
@@ -113,8 +135,11 @@ def scan(hist: History, start: int, stop: int, det: Detect, layer_ops: list[str]
     events: list[Event] = []
 
     def add(mask: np.ndarray, kind: str, op: str, detail) -> None:
+        on = np.flatnonzero(mask[start - lo:])
+        if not len(on):  # the usual case: nothing turned on, no look-back needed
+            return
         before = np.concatenate(([0], np.cumsum(mask)))
-        for k in np.flatnonzero(mask[start - lo:]) + (start - lo):
+        for k in on + (start - lo):
             if before[k] - before[max(0, k - w)] == 0:
                 i = lo + int(k)
                 events.append(Event(i, op, kind, detail(i)))
