@@ -201,8 +201,10 @@ def build_program(cfg: Config, n_inputs: int, n_classes: int, batch_rows: int) -
 
     # full-batch MSE with row metrics: the 1/N of dL/dh is folded into the output's
     # sigmoid, dL/dz_L is computed directly and dL/dh_L, dh_L/dz_L are shown only
-    fold = use_rows and loss.name == "mse"
-    # ... and sigmoid hidden layers keep exp(−z), so every layer's σ' is e·h·h
+    # sigmoid hidden layers keep exp(−z), so every layer's σ' is e·h·h.  Both forms read
+    # exp(−z), which overflows for z < −709 in float64 (then e·h·h is inf·0 = NaN where
+    # h(1−h) is 0) but already for z < −88 in float32: float32 runs keep h(1−h)
+    fold = use_rows and loss.name == "mse" and dt == np.float64
     kept = fold and act.forward_kept is not None and act.derivative_kept is not None
 
     def scratch(b: Buffers, name: str) -> np.ndarray:

@@ -86,8 +86,9 @@ ARITHMETIC_CHANGES = {
     5: "full-batch MSE runs sum the loss and norms over arena rows (core/engine/rows.py), "
        "fold the 1/N into the output sigmoid and apply an L2 penalty as a weight decay; "
        "bias gradients are a ones-vector product",
-    6: "full-batch MSE runs form a sigmoid hidden layer's derivative h(1−h) as "
-       "exp(−z)·h·h, as the output layer does (cat.sigmoid_factor)",
+    6: "float64 full-batch MSE runs form a sigmoid hidden layer's derivative h(1−h) as "
+       "exp(−z)·h·h, as the output layer does (cat.sigmoid_factor); float32 runs no "
+       "longer fold the 1/N into the output sigmoid (exp(−z) overflows float32 at z < −88)",
 }
 COMPRESSED = 3  # metric blocks are core/store/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file

@@ -132,3 +132,23 @@ def test_code_runs_alone_what_it_inlines() -> None:
     k()
     assert out.tolist() == [1.0, 3.0, 5.0, 7.0]
     assert len(k.units) == 1 and len(k.units[0].calls or ()) == 2
+
+
+@pytest.mark.parametrize("dtype,z", [("float32", -100.0), ("float64", -700.0)])
+def test_a_saturated_sigmoid_unit_gets_a_zero_derivative_not_nan(dtype: str, z: float) -> None:
+    """σ'(z) = e·h·h reads exp(−z), which overflows float32 below z = −88 (float64 below
+    −709): there float32 keeps h(1−h), so a hopelessly saturated unit's factor is 0 as the
+    maths says, in the op-by-op frame and in the fast path, never inf·0 = NaN."""
+    cfg = Config(hidden=(3,), lr=0.5, bias=True, dtype=dtype)
+    m = Machine(cfg)
+    m.init()
+    m.buf["b1"][0] = z  # unit 1's pre-activation is z (the inputs are in [0, 1])
+    start = m.params_flat.copy()
+    frame = m.materialize()
+    factor = frame.value("dh1_dz1")[:, 0]
+    assert not any(frame.nonfinite) and frame.origin is None
+    assert np.isfinite(factor).all() and factor.max() < 1e-30
+    m.params_flat[:] = start
+    m.pos = 0
+    block = m.run_fast(20)
+    assert np.isfinite(block.loss).all() and np.isfinite(block.grad_norm).all()
