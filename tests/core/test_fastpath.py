@@ -43,7 +43,7 @@ def check_frame_against_row(frame, metrics: dict[str, np.ndarray], it: int, dept
                             n: int, rows: bool) -> None:
     """What a materialized iteration shows equals the fast path's metrics row.
 
-    `rows`: the run's sums come from arena rows (core/engine/rows.py, format 5), summed by
+    `rows`: the run's sums come from arena rows (core/engine/rows.py, formats 5-6), summed by
     np.add.reduceat; otherwise by a dot product (format 3)."""
     assert float(frame.value("loss")) == metrics["loss"][it]
     assert same(frame.value("grad_norm"), metrics["grad_norm"][it])
