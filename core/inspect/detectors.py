@@ -73,8 +73,8 @@ def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.nda
     # take the per-window path that drops them (same medians, bit for bit)
     rows = values[w_first - window:starts[-1]].reshape(len(starts), window)
     finite = np.isfinite(rows).all(axis=1)
-    if len(starts) == 1 and finite.all():  # a step's scan: the window's median, memoized
-        meds = np.array([_window_median(rows[0])])
+    if len(starts) <= 4 and finite.all():  # a step's scan: each window's median, memoized
+        meds = np.array([_window_median(r) for r in rows])
     else:
         meds = np.median(rows, axis=1) if finite.all() else np.full(len(starts), np.nan)
     for k, w0 in enumerate(starts):
