@@ -213,17 +213,25 @@ def _run_recorded(ops: tuple[Op, ...], kernels: list, buf: dict, frame: Frame,
             for idx, (op, k) in enumerate(zip(ops, kernels, strict=True)):
                 caught.clear()
                 k()
-                out = np.array(buf[op.key], copy=True)
-                frame.outputs.append(out)
-                finite = bool(np.isfinite(out).all())
-                frame.nonfinite.append(not finite)
+                frame.outputs.append(np.array(buf[op.key], copy=True))
                 if caught:
                     frame.fp_warnings[idx] = sorted(set(caught))
-                if not finite:
-                    if frame.origin is None and not (bad & set(op.inputs)):
-                        frame.origin = idx
-                    bad.add(op.key)
-                    if op.target:
-                        bad.add(op.target)
     finally:
         np.seterrcall(old)
+    outs = frame.outputs
+    if sum(o.size for o in outs) <= SMALL and (not outs or np.isfinite(
+            np.concatenate([o.reshape(-1) for o in outs])).all()):
+        frame.nonfinite.extend([False] * len(outs))  # the usual case: three calls, not 2 per op
+        return
+    for op, out in zip(ops, outs, strict=True):
+        finite = bool(np.isfinite(out).all())
+        frame.nonfinite.append(not finite)
+        if not finite:
+            if frame.origin is None and not (bad & set(op.inputs)):
+                frame.origin = len(frame.nonfinite) - 1
+            bad.add(op.key)
+            if op.target:
+                bad.add(op.target)
+
+
+SMALL = 1 << 16  # entries of all outputs of an iteration checked in one pass when at most this
