@@ -178,7 +178,7 @@ def chunk_rows(width: int) -> int:
 SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
 
 
-def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
+def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | None]:
     """The fast path's step: the live ops' units, fused, and the chunk its rows go to.
 
     With row metrics the norm op's place holds one copy of the arena into the
@@ -190,6 +190,8 @@ def step_units(m: object) -> tuple[list[Unit], np.ndarray | None]:
     chunk = None
     for op, k in zip(prog.live_ops(), m.live, strict=True):  # type: ignore[attr-defined]
         if prog.row_metrics and op.key == "grad_norm":
+            if bare:  # re-executing iterations whose metrics are known: no copy at all
+                continue
             arena = buf["metric_rows"]
             chunk = np.empty((chunk_rows(arena.size), arena.size), arena.dtype)
             live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
@@ -228,6 +230,25 @@ def _negated_input(units: list[Unit], fixed: list[np.ndarray]) -> list[Unit]:
         rest = _unit_from_calls(b.calls[1:]) if len(b.calls) > 1 else None
         return units[:k] + [dot] + ([rest] if rest else []) + units[k + 2:]
     return units
+
+
+def build_bare_loop(m: object) -> Callable[..., None]:
+    """The step alone, for re-executing iterations whose metrics are already known
+    (a landing, a step back): bare_loop(count, i0, marks, keep) keeps parameter copies
+    as the fast loop does, and computes no metric (row-metrics runs only, where the
+    metrics are a separate copy; the same step units, so the same bits)."""
+    cfg = m.cfg  # type: ignore[attr-defined]
+    units, _ = step_units(m, bare=True)
+    body, env = render(units, "f")
+    env.update(hp_=m.hp, lr0=cfg.lr, decay=cfg.lr_decay,  # type: ignore[attr-defined]
+               pcopy=m.buf["params"].copy)  # type: ignore[attr-defined]
+    lines = ["mark_ = next(marks, -1)", "hp_.lr = lr0 / (1.0 + decay * i0)",
+             "for i_ in range(i0, i0 + count):", "    if i_ == mark_:",
+             "        keep((i_, pcopy()))", "        mark_ = next(marks, -1)"]
+    if cfg.lr_decay:
+        lines.append("    hp_.lr = lr0 / (1.0 + decay * i_)")
+    lines += ["    " + ln for ln in body]
+    return build_function("bare_loop", ["count", "i0", "marks", "keep"], lines, env)
 
 
 def build_loop(m: object) -> Callable[..., None]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.engine.fused import CHUNK, SAT_EVERY, build_loop  # noqa: F401  (re-exported)
+from core.engine.fused import CHUNK, SAT_EVERY, build_bare_loop, build_loop  # noqa: F401
 from core.engine.history import MetricsBlock
 from core.model.code import Code
 from core.model.config import Config
@@ -83,6 +83,7 @@ class Machine:
         self.snaps: list[tuple[int, np.ndarray]] = []  # see run_fast
         self.snap_every = 0
         self._loop: Callable[..., None] | None = None  # the generated fast loop
+        self._bare: Callable[..., None] | None = None  # the same step without metrics
         self._epoch = -1
         self._perm = np.arange(n_all)
         self.pos = 0  # parameters are the state at the start of this iteration
@@ -124,7 +125,7 @@ class Machine:
             np.take(self.labels, rows, out=self.buf["labels"])
 
     # ------------------------------------------------------------------ fast path
-    def run_fast(self, count: int) -> MetricsBlock:
+    def run_fast(self, count: int, metrics: bool = True) -> MetricsBlock | None:
         """Run `count` iterations from `pos`, keeping only metrics.
 
         NaN/Inf never raise here: floating-point errors are silenced and the
@@ -136,19 +137,28 @@ class Machine:
         iteration run and, with `self.snap_every` > 0, of every multiple of it (the
         stepper sets it): stepping back
         or landing near the end then re-executes a few iterations at most.
+
+        `metrics=False` (iterations whose metrics are known, a row-metrics run): the step
+        alone, returning None.
         """
+        depth = self.program.depth
+        if not metrics and self.program.row_metrics:
+            if self._bare is None:
+                self._bare = build_bare_loop(self)
+            self.snaps = []
+            with np.errstate(all="ignore"):
+                self._bare(count, self.pos, iter(sorted(self._marks(count))), self.snaps.append)
+            self.pos += count
+            return None
         if self._loop is None:
             self._loop = build_loop(self)
-        depth = self.program.depth
+            if self.program.row_metrics:  # built now, so no landing pays for it later
+                self._bare = build_bare_loop(self)
         block = MetricsBlock.empty(self.pos, count, depth)
         lists: tuple[list[float], ...] = ([], [], [], [])
         i0 = self.pos
         end = i0 + count
-        snap_every = self.snap_every
-        marks = set(range(-(-i0 // snap_every) * snap_every, end, snap_every)
-                    ) if snap_every else set()
-        if count:
-            marks.add(end - 1)
+        marks = self._marks(count)
         self.snaps = []
         if self.program.row_metrics:  # written a chunk at a time into the block
             w_sq = np.empty((count, depth))
@@ -170,6 +180,14 @@ class Machine:
         np.sqrt(np.reshape(wn_l, (count, depth)), out=block.weight_norm)
         self.pos = end
         return block
+
+    def _marks(self, count: int) -> set[int]:
+        """Iterations whose starting parameters a run of `count` keeps (see run_fast)."""
+        i0, end, every = self.pos, self.pos + count, self.snap_every
+        marks = set(range(-(-i0 // every) * every, end, every)) if every else set()
+        if count:
+            marks.add(end - 1)
+        return marks
 
     def state_of(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """A flat parameter copy as {name: view}, the form snapshots take."""

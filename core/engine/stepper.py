@@ -356,13 +356,21 @@ class Stepper:
             m.snap_every = snap
             count = min(nxt, self._next_start(pos)) - pos
             t0 = time.perf_counter()
-            blocks.append(m.run_fast(count))
+            if self._needs_metrics(pos + count):
+                blocks.append(m.run_fast(count))
+            else:  # known iterations (a landing, a step back): the step alone
+                m.run_fast(count, metrics=False)
             self._calibrate(count, time.perf_counter() - t0)
             for k, flat in getattr(m, "snaps", ()):
                 self._remember(k, flat)
             self._checkpoint()
         if blocks:  # detectors scan the stretch once
             self._observe(MetricsBlock.concat(blocks))
+
+    def _needs_metrics(self, stop: int) -> bool:
+        """Whether re-executing up to `stop` must compute metrics: only past the history
+        (a replay overrides this: it checks re-execution against its recording)."""
+        return self._user or stop > len(self.history)
 
     def _calibrate(self, count: int, seconds: float) -> None:
         """Space the fast path's snapshots by what an iteration costs on this machine.

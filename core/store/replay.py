@@ -66,6 +66,9 @@ class Replay(Stepper):
             return super()._state(k)
         return self.trace.checkpoint(k)
 
+    def _needs_metrics(self, stop: int) -> bool:
+        return True  # every re-executed iteration is checked against the recording
+
     def _observe(self, block: MetricsBlock) -> None:
         # stepping back re-executes one iteration per block: check them all at once
         if self._pending and self._pending[-1].start + len(self._pending[-1]) != block.start:

@@ -152,3 +152,22 @@ def test_a_saturated_sigmoid_unit_gets_a_zero_derivative_not_nan(dtype: str, z: 
     m.pos = 0
     block = m.run_fast(20)
     assert np.isfinite(block.loss).all() and np.isfinite(block.grad_norm).all()
+
+
+@pytest.mark.parametrize("bias,decay", [(False, 0.0), (True, 1e-3)])
+def test_re_execution_without_metrics_leaves_the_same_parameters(bias: bool,
+                                                                 decay: float) -> None:
+    """A landing re-executes known iterations with the step alone (no arena copy, no
+    metrics): the parameters and the kept snapshots are those of the metric-computing
+    loop, bit for bit."""
+    cfg = Config(hidden=(6, 4), lr=0.4, reg=1e-3, bias=bias, lr_decay=decay)
+    a, b = Machine(cfg), Machine(cfg)
+    assert a.program.row_metrics
+    for m in (a, b):
+        m.init()
+        m.snap_every = 7
+    assert a.run_fast(300) is not None and b.run_fast(300, metrics=False) is None
+    assert np.array_equal(a.params_flat, b.params_flat) and a.pos == b.pos == 300
+    assert [k for k, _ in a.snaps] == [k for k, _ in b.snaps]
+    assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a.snaps, b.snaps, strict=True))
+    assert not np.array_equal(a.params_flat, Machine(cfg).params_flat)  # it trained
