@@ -68,14 +68,13 @@ class RowMetrics:
         self.b_pos = [names.index(f"b{l}") for l in range(1, depth + 1)
                       ] if "b1" in names else []
         self.bias = bool(self.b_pos)
-        self._scratch: dict[tuple[int, str], np.ndarray] = {}
+        self._scratch: dict[str, np.ndarray] = {}
 
     def _buf(self, shape: tuple[int, ...], dtype: type, tag: str) -> np.ndarray:
         """A scratch array reused across chunks (no allocation per flush)."""
-        key = (shape[0], tag)
-        if key not in self._scratch or self._scratch[key].shape != shape:
-            self._scratch[key] = np.empty(shape, dtype)
-        return self._scratch[key]
+        if tag not in self._scratch or self._scratch[tag].shape != shape:
+            self._scratch[tag] = np.empty(shape, dtype)
+        return self._scratch[tag]
 
     def sums(self, rows: np.ndarray, lo: int, hi: int | None = None,
              scratch: bool = False) -> np.ndarray:
@@ -127,10 +126,8 @@ class RowMetrics:
         c = len(rows)
         h = rows[:, :self.nk].reshape(c, self.n, self.k)
         hits = self._buf((c, self.n), bool, "hit")
-        labels = self.labels
         if self.k == 2:
             np.greater(h[:, :, 1], h[:, :, 0], out=hits)
-            labels = self.is_one  # bool against bool: a third of the time of bool against int
         else:
             best = h[:, :, 0].copy()
             pred = np.zeros(best.shape, np.intp)
@@ -144,8 +141,8 @@ class RowMetrics:
             if hits.dtype == bool:
                 hits = hits.astype(np.intp)
             hits[nan] = h[nan].argmax(2)
-        if hits.dtype != bool:
-            labels = self.labels
+        # a 2-class prediction against bool labels: a third of the time of bool against int
+        labels = self.is_one if hits.dtype == bool else self.labels
         return np.count_nonzero(np.equal(hits, labels, out=self._buf(
             (c, self.n), bool, "eq")), axis=1) * self.inv_n
 

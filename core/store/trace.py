@@ -80,7 +80,6 @@ from core.store.columns import (  # noqa: F401  (re-exported: the trace layer's 
 from core.store.trace_check import MetaError, check_meta
 
 FORMAT_VERSION = 6  # what built-in runs write, the newest read (1-3, 5 still open; 4 = user)
-ARITHMETIC = 6  # traces from this version on were recorded with today's arithmetic
 # what each format changed in the arithmetic of a run (so in its last digits)
 ARITHMETIC_CHANGES = {
     5: "full-batch MSE runs sum the loss and norms over arena rows (core/engine/rows.py), "
@@ -90,6 +89,7 @@ ARITHMETIC_CHANGES = {
        "exp(−z)·h·h, as the output layer does (cat.sigmoid_factor); float32 runs no "
        "longer fold the 1/N into the output sigmoid (exp(−z) overflows float32 at z < −88)",
 }
+ARITHMETIC = max(ARITHMETIC_CHANGES)  # traces from this version on have today's arithmetic
 COMPRESSED = 3  # metric blocks are core/store/codec.py blobs from this version on
 APPLICATION_ID = 0x54425054  # "TBPT": tells a trace from any other SQLite file
 BLOCK = 16384  # iterations per metrics block: fewer, larger blocks open faster
