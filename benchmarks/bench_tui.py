@@ -1,6 +1,6 @@
 """Keypress → repainted frame latency of the TUI, and start → first frame.
 
-Run: python benchmarks/bench_tui.py [--presses 200]
+Run: python benchmarks/bench_tui.py [--presses 200] [--startup RUNS] [--cli RUNS]
 
 Headless Textual pilot at 120×40: each sample is `press("n"); pause()` — the
 key travels through the app's message queue, the screen steps the cursor and
@@ -204,6 +204,41 @@ def startup_only(runs: int) -> None:
           f"{statistics.median(got['ours']) / statistics.median(got['trivial']):.2f}×")
 
 
+def child_cpu(cmd: list[str]) -> float:
+    """User + system CPU seconds of one fresh child process."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {' '.join(cmd)} exited with {proc.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def cli_only(runs: int) -> None:
+    """`tui-backprop --help` and `presets` against `python -c "import argparse"`: CPU time
+    of fresh processes, alternating, through the installed console script (what a user runs).
+    """
+    script = os.path.join(os.path.dirname(sys.executable), "tui-backprop")  # not a shim
+    if not os.path.exists(script):
+        raise SystemExit("error: the tui-backprop console script is not installed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # bytecode cached, as after any install (this sandbox sets PYTHONDONTWRITEBYTECODE=1)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(root, "core"),
+                    os.path.join(root, "tui_backprop")], check=True)
+    cmds = {"argparse": [sys.executable, "-c", "import argparse"],
+            "--help": [script, "--help"], "presets": [script, "presets"]}
+    got: dict[str, list[float]] = {k: [] for k in cmds}
+    for r in range(runs):
+        for k in (list(cmds) if r % 2 == 0 else list(reversed(list(cmds)))):
+            got[k].append(child_cpu(cmds[k]))
+    base = statistics.median(got["argparse"])
+    print(f"{'command (CPU, fresh process)':<34} {'n':>5} {'p50 ms':>9} {'ratio':>9}   target")
+    for k, xs in got.items():
+        target = "(reference)" if k == "argparse" else "≤ 1.5× import argparse"
+        print(f"{k:<34} {len(xs):>5} {statistics.median(xs) * 1000:>9.1f} "
+              f"{statistics.median(xs) / base:>8.2f}×   {target}")
+
+
 def row(name: str, xs: list[float], target: str) -> str:
     ms = sorted(x * 1000 for x in xs)
     p50 = statistics.median(ms)
@@ -216,7 +251,11 @@ def main() -> None:
     ap.add_argument("--presses", type=int, default=200)
     ap.add_argument("--startup", type=int, metavar="RUNS", default=0,
                     help="only the start-up rows, over RUNS alternating launches")
+    ap.add_argument("--cli", type=int, metavar="RUNS", default=0,
+                    help="only the --help / presets CPU rows, over RUNS alternating launches")
     args = ap.parse_args()
+    if args.cli:
+        return cli_only(args.cli)
     if args.startup:
         return startup_only(args.startup)
     print(f"{'case':<40} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}   target")
@@ -233,6 +272,7 @@ def main() -> None:
         print(row(name, rt, "(includes pilot sleeps)"))
     print(row("pilot press+pause, empty app (floor)", asyncio.run(empty_app_floor()), ""))
     startup_only(9)
+    cli_only(11)
 
 
 if __name__ == "__main__":

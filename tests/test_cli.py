@@ -78,6 +78,24 @@ def test_presets_lists_every_preset() -> None:
         assert name in res.stdout
 
 
+def test_presets_listing_shows_each_presets_validated_network_and_rate() -> None:
+    """The listing reads the presets' changes (no Config, for start-up): what it shows
+    must be what the validated Config of each preset has."""
+    from core.model.datasets import make_dataset
+    from core.model.presets import PRESETS, preset_config
+
+    res = run("presets")
+    heads = [line for line in res.stdout.splitlines() if " · " in line]
+    assert len(heads) == len(PRESETS)
+    for name, head in zip(PRESETS, heads, strict=True):
+        cfg = preset_config(name)
+        data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
+        net = "-".join(str(w) for w in (data.X.shape[1], *cfg.hidden,
+                                        cfg.outputs or data.n_classes))
+        assert head.startswith(name)
+        assert f" {net} {cfg.dataset} " in head and f"lr={cfg.lr:g}" in head, head
+
+
 def test_help_documents_each_run_option() -> None:
     res = run("export", "--help")
     for flag in ("--preset", "--config", "--hidden", "--activation", "--loss", "--lr",

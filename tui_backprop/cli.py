@@ -18,17 +18,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from core.model.config import Config, ConfigError
-from core.model.limits import LimitError
+from core.model.choices import ConfigError
 from tui_backprop.arg_types import non_negative
 from tui_backprop.options import add_run_options, config_from_args, run_from_args
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from core.model.config import Config
+
 # errors that are the user's input, by module: checked only if that module was loaded
-INPUT_ERRORS = (("core.model.datasets", "DatasetError"), ("core.store.trace", "TraceError"),
-                ("core.user.loader", "UserError"))
+INPUT_ERRORS = (("core.model.limits", "LimitError"), ("core.model.datasets", "DatasetError"),
+                ("core.store.trace", "TraceError"), ("core.user.loader", "UserError"))
+
+# Sub-commands defined in the other command modules, with their one-line help.  Those
+# modules (and what they import) load only when one of their commands runs: `--help`,
+# `presets`, `run` and `export` list them from this table alone.
+COMMAND_HELP: dict[str, str] = {
+    "record": "train headless and save a replayable trace",
+    "info": "describe a saved trace",
+    "replay": "open the app on a saved trace",
+    "verify": "check every block and checkpoint checksum of a trace",
+    "diff": "compare two runs iteration by iteration, then op by op",
+    "metrics": "write a trace's per-iteration metrics as CSV or JSONL",
+    "check": "finite-difference check of FILE.py's backward()",
+    "debug": "step through FILE.py line by line in the app",
+}
 
 
 class UsageError(Exception):
@@ -99,29 +114,25 @@ def live_export(cfg: Config, iteration: int, data: Any = None) -> dict[str, np.n
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    """The presets table, from the presets' own changes: each names its network, data and
+    rate (tests/core/test_presets.py), so no Config (nor `dataclasses`) is needed here."""
     # plain text: rich alone costs more start-up than the whole budget of this command
     import shutil
     import textwrap
 
     from core.model.dataset_names import SHAPES
-    from core.model.presets import DEFAULT_PRESET, PRESETS, preset_config
+    from core.model.presets import DEFAULT_PRESET, PRESETS
 
     width = max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
     print("presets (tui-backprop run --preset NAME)\n")
     for name, preset in PRESETS.items():
-        cfg = preset_config(name)
-        if cfg.dataset in SHAPES:
-            d, k = SHAPES[cfg.dataset]
-        else:  # a file: load it to know its width
-            from core.model.datasets import make_dataset
-
-            data = make_dataset(cfg.dataset, cfg.seed, cfg.outputs)
-            d, k = data.X.shape[1], data.n_classes
-        net = "-".join(str(w) for w in (d, *cfg.hidden, cfg.outputs or k))
-        knobs = [f"lr={cfg.lr:g}"] + [f"{k}={v}" for k, v in preset.changes.items()
-                                      if k not in ("hidden", "lr", "dataset")]
+        changes = preset.changes
+        d, k = SHAPES[changes["dataset"]]
+        net = "-".join(str(w) for w in (d, *changes["hidden"], changes.get("outputs") or k))
+        knobs = [f"lr={changes['lr']:g}"] + [f"{k}={v}" for k, v in changes.items()
+                                             if k not in ("hidden", "lr", "dataset")]
         head = f"{name}{' (default)' if name == DEFAULT_PRESET else ''}  ·  {net} " \
-               f"{cfg.dataset}  ·  {' '.join(knobs)}"
+               f"{changes['dataset']}  ·  {' '.join(knobs)}"
         print(textwrap.fill(head, width, subsequent_indent="    "))
         print(textwrap.fill(preset.summary, width, initial_indent="    ",
                             subsequent_indent="    "))
@@ -152,7 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 
-def build_parser() -> Parser:
+def build_parser(command: str | None = None) -> Parser:
+    """The whole parser; the other modules' commands are full only if `command` is one of
+    them (they extend each other's parsers, so they load together), else one-line stubs."""
     p = Parser(prog="tui-backprop",
                description="Step through backpropagation of a small MLP in the terminal.")
     p.add_argument("--threads", type=int, default=1, metavar="N",
@@ -173,28 +186,23 @@ def build_parser() -> Parser:
     exp.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
     exp.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
     exp.set_defaults(func=cmd_export)
-    _add_trace_commands(sub)
+    if command not in COMMAND_HELP:
+        for name, text in COMMAND_HELP.items():
+            sub.add_parser(name, help=text, add_help=False)
+        return p
     from tui_backprop.compare_cli import add_compare_commands  # diff, metrics
-
-    add_compare_commands(sub, add_run_options)
+    from tui_backprop.trace_cli import add_trace_commands  # record, info, replay, verify
     from tui_backprop.user_cli import add_user_commands  # check / debug FILE.py (issue 9)
 
+    add_trace_commands(sub, add_run_options)
+    add_compare_commands(sub, add_run_options)
     add_user_commands(sub)
     return p
 
 
-def _add_trace_commands(sub: argparse._SubParsersAction) -> None:
-    """record / info / replay come from the saved-trace module when it is present."""
-    try:
-        from tui_backprop.trace_cli import add_trace_commands
-    except ImportError:
-        return
-    add_trace_commands(sub, add_run_options)
-
-
 def is_input_error(exc: BaseException) -> bool:
     """Bad input (printed as one line), as opposed to a bug (a traceback)."""
-    if isinstance(exc, (UsageError, ConfigError, LimitError)):
+    if isinstance(exc, (UsageError, ConfigError)):
         return True
     return any(isinstance(exc, getattr(sys.modules[mod], name))
                for mod, name in INPUT_ERRORS if mod in sys.modules)
@@ -233,10 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
     try:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
             argv = ["run", *argv]  # `tui-backprop --preset X` means `tui-backprop run --preset X`
+        parser = build_parser(argv[0])
         args = parser.parse_args(argv)
         if args.command is None:
             args = parser.parse_args(["run", *argv])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_backprop.arg_types import non_negative, number, positive
+from tui_backprop.cli import COMMAND_HELP
 
 if TYPE_CHECKING:
     from core.model.config import Config
@@ -42,7 +43,7 @@ def _fail(message: str) -> Exception:
 def add_compare_commands(sub: argparse._SubParsersAction,
                          add_run_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register `diff` and `metrics` on the main parser's sub-commands."""
-    d = sub.add_parser("diff", help="compare two runs iteration by iteration, then op by op",
+    d = sub.add_parser("diff", help=COMMAND_HELP["diff"],
                        description="A and B are traces or preset names; or the run options "
                                    "give A and --vs gives B (A with those options changed).")
     d.add_argument("runs", nargs="*", metavar="RUN", help="a trace file or a preset (up to 2)")
@@ -59,7 +60,7 @@ def add_compare_commands(sub: argparse._SubParsersAction,
     d.add_argument("--show", metavar="I,J,...", help="iterations of the summary table")
     d.add_argument("--tui", action="store_true", help="open the split view on the difference")
     d.set_defaults(func=cmd_diff)
-    m = sub.add_parser("metrics", help="write a trace's per-iteration metrics as CSV or JSONL")
+    m = sub.add_parser("metrics", help=COMMAND_HELP["metrics"])
     m.add_argument("run", metavar="RUN")
     m.add_argument("--every", type=positive, default=1, metavar="K",
                    help="every K-th iteration (and always the last)")

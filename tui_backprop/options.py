@@ -6,21 +6,22 @@ Order of precedence: defaults < --preset < --config FILE.toml < individual flags
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.model.config import (
+from core.model.choices import (
     ACTIVATIONS,
     CLIP_KINDS,
     DTYPES,
     INITS,
     LOSSES,
     REG_KINDS,
-    Config,
     ConfigError,
-    load_toml,
 )
 from core.model.dataset_names import BUILTIN
 from core.model.presets import DEFAULT_PRESET, PRESETS, fitted_changes, preset_config
+
+if TYPE_CHECKING:
+    from core.model.config import Config
 
 # flag dest -> Config field
 FLAGS: dict[str, str] = {
@@ -70,6 +71,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Build and validate the run's Config; raises ConfigError with a one-line message."""
+    from core.model.config import Config, load_toml  # not at import: `--help` stays light
+
     base = preset_config(DEFAULT_PRESET if args.preset is None else args.preset)
     if args.config is not None:
         changes_file = _toml_changes(load_toml(args.config), args.config)

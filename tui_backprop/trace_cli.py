@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_backprop.arg_types import non_negative, positive
-from tui_backprop.cli import export_names
+from tui_backprop.cli import COMMAND_HELP, export_names
 from tui_backprop.options import run_from_args
 
 if TYPE_CHECKING:  # loaded by the commands themselves: `--help` stays NumPy-free
@@ -41,7 +41,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def add_trace_commands(sub: argparse._SubParsersAction,
                        add_run_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register record / info / replay on the main parser's sub-commands."""
-    rec = sub.add_parser("record", help="train headless and save a replayable trace")
+    rec = sub.add_parser("record", help=COMMAND_HELP["record"])
     add_run_options(rec)
     rec.add_argument("--iterations", type=positive, required=True, metavar="N",
                      help="iterations to record (Ctrl-C stops early and keeps them)")
@@ -55,11 +55,11 @@ def add_trace_commands(sub: argparse._SubParsersAction,
                      help="also write the `metrics` SQL table (~73 more bytes/iteration): "
                           "sqlite3 RUN 'select iteration, loss from metrics'")
     rec.set_defaults(func=cmd_record)
-    info = sub.add_parser("info", help="describe a saved trace")
+    info = sub.add_parser("info", help=COMMAND_HELP["info"])
     info.add_argument("run", metavar="RUN")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
-    rep = sub.add_parser("replay", help="open the app on a saved trace")
+    rep = sub.add_parser("replay", help=COMMAND_HELP["replay"])
     rep.add_argument("run", metavar="RUN")
     rep.add_argument("--iteration", type=non_negative, metavar="I",
                      help="start at this iteration (default: the init ops)")
@@ -67,7 +67,7 @@ def add_trace_commands(sub: argparse._SubParsersAction,
     rep.add_argument("--mouse", action="store_true",
                      help="enable mouse support (off by default: keyboard-first, SSH-safe)")
     rep.set_defaults(func=cmd_replay)
-    ver = sub.add_parser("verify", help="check every block and checkpoint checksum of a trace")
+    ver = sub.add_parser("verify", help=COMMAND_HELP["verify"])
     ver.add_argument("run", metavar="RUN")
     ver.set_defaults(func=cmd_verify)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.user.limits import MAX_ENTRIES, THRESHOLD, TIME_LIMIT
 from tui_backprop.arg_types import number, positive
+from tui_backprop.cli import COMMAND_HELP
 
 if TYPE_CHECKING:  # the commands load them: `--help` stays NumPy-free
     from core.user.check import CheckReport, ParamResult
@@ -56,7 +57,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_user_commands(sub: argparse._SubParsersAction) -> None:
     """Register check / debug on the main parser's sub-commands."""
-    chk = sub.add_parser("check", help="finite-difference check of FILE.py's backward()")
+    chk = sub.add_parser("check", help=COMMAND_HELP["check"])
     _common(chk)
     chk.add_argument("--at", type=_iterations, default=[0, 100], metavar="I,J",
                      help="iterations to check at, training with your own gradients in "
@@ -68,7 +69,7 @@ def add_user_commands(sub: argparse._SubParsersAction) -> None:
                      help=f"max relative error that passes (default {THRESHOLD:g})")
     chk.add_argument("--json", action="store_true", help="print one JSON object")
     chk.set_defaults(func=cmd_check)
-    dbg = sub.add_parser("debug", help="step through FILE.py line by line in the app")
+    dbg = sub.add_parser("debug", help=COMMAND_HELP["debug"])
     _common(dbg)
     dbg.add_argument("--mouse", action="store_true", help="enable mouse support")
     dbg.set_defaults(func=cmd_debug)

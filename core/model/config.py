@@ -14,6 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.model.choices import (  # re-exported: the engine imports them from here
+    ACTIVATIONS,
+    CLIP_KINDS,
+    DTYPES,
+    INITS,
+    LOSSES,
+    REG_KINDS,
+    ConfigError,
+)
 from core.model.limits import (
     FLOAT_MAX,
     MAX_CLASSES,
@@ -28,16 +37,9 @@ from core.model.limits import (
     toml_depth,
 )
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-LOSSES = ("mse", "ce")
-REG_KINDS = ("l2", "l1")
-INITS = ("uniform", "xavier", "he")
-CLIP_KINDS = ("norm", "value")
-DTYPES = ("float64", "float32")
+__all__ = ["ACTIVATIONS", "CLIP_KINDS", "DTYPES", "INITS", "LOSSES", "REG_KINDS", "Config",
+           "ConfigError", "Detect", "load_toml", "parse_hidden"]
 
-
-class ConfigError(ValueError):
-    """An impossible or malformed configuration; the message is one line."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import stat
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 FLOAT_MAX = 1e100  # |every float setting|; 1e100 * 2**62 is still far below float64's max
 MAX_ITERATION = 2**53  # iterations addressable by the CLI (exact in a float64 lr column)
@@ -80,9 +78,12 @@ def toml_depth(value: Any, depth: int = 0) -> int:
 
 
 # ---------------------------------------------------------------------------- memory
-@dataclass(frozen=True)
-class Footprint:
-    """Bytes a run needs, by part (an estimate: the sizes of the arrays it will hold)."""
+class Footprint(NamedTuple):
+    """Bytes a run needs, by part (an estimate: the sizes of the arrays it will hold).
+
+    A NamedTuple, not a dataclass: the command line imports this module for its bounds,
+    and `dataclasses` would cost `--help` ~7 ms (core/model/choices.py).
+    """
 
     data: int
     params: int
@@ -120,6 +121,8 @@ def footprint(program: Any, data_rows: int, frames: int = 5) -> Footprint:
 
 def available_memory() -> int | None:
     """Bytes this process may still allocate: MemAvailable, capped by RLIMIT_AS."""
+    import resource
+
     avail = None
     try:
         with open("/proc/meminfo", "rb") as fh:

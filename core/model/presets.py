@@ -18,22 +18,34 @@ Two departures from the article's network are deliberate and explained there:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.model.config import Config, ConfigError
+from core.model.choices import ConfigError
+
+if TYPE_CHECKING:
+    from core.model.config import Config
 
 _EXPLODE: dict[str, Any] = {"hidden": (50,), "bias": True, "init": "he", "lr": 2.3,
                             "dataset": "xor"}
 
 
-@dataclass(frozen=True)
 class Preset:
-    """A named set of changes to the default Config, with its one-line story."""
+    """A named set of changes to the default Config, with its one-line story.
 
-    name: str
-    summary: str
-    changes: dict[str, Any]
+    A plain class, not a dataclass: `presets` and `--help` read this table without
+    importing `dataclasses` (see core/model/choices.py).  Every preset names its
+    network, data and rate (`hidden`, `dataset`, `lr`), so the listing needs no Config.
+    """
+
+    __slots__ = ("name", "summary", "changes")
+
+    def __init__(self, name: str, summary: str, changes: dict[str, Any]) -> None:
+        self.name = name
+        self.summary = summary
+        self.changes = changes
+
+    def __repr__(self) -> str:
+        return f"Preset({self.name!r})"
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -96,4 +108,6 @@ def preset_config(name: str) -> Config:
     except (KeyError, TypeError):
         raise ConfigError(f"unknown preset {name!r}; choose one of "
                           f"{', '.join(PRESETS)}") from None
+    from core.model.config import Config
+
     return Config.build(Config(), dict(preset.changes))

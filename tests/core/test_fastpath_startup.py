@@ -1,5 +1,6 @@
-"""Start-up stays light: `--help` and `presets` never import NumPy; BLAS threads are
-chosen before NumPy loads; the NumPy-free dataset shapes match the generated data."""
+"""Start-up stays light: `--help` and `presets` never import NumPy (nor `dataclasses`,
+nor the other commands' modules); BLAS threads are chosen before NumPy loads; the
+NumPy-free dataset shapes match the generated data."""
 
 from __future__ import annotations
 
@@ -39,6 +40,39 @@ def test_help_and_presets_do_not_import_numpy(args: list[str]) -> None:
                 "print(sorted(m for m in ('numpy', 'rich', 'textual', 'core.store.trace')"
                 " if m in sys.modules))")
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["presets"], ["run", "--help"]])
+def test_help_and_presets_load_neither_dataclasses_nor_other_commands(args: list[str]
+                                                                       ) -> None:
+    """`dataclasses` pulls in `inspect` (~7 ms): a third of our budget of 1.5× a bare
+    argparse script (benchmarks/bench_tui.py --cli)."""
+    out = probe("import sys, contextlib, io\n"
+                "from tui_backprop.cli import main\n"
+                "with contextlib.redirect_stdout(io.StringIO()):\n"
+                "    try:\n"
+                f"        main({args!r})\n"
+                "    except SystemExit:\n"
+                "        pass\n"
+                "print(sorted(m for m in ('dataclasses', 'inspect', 'core.model.config', "
+                "'tui_backprop.trace_cli', 'tui_backprop.user_cli', 'tui_backprop.compare_cli')"
+                " if m in sys.modules))")
+    assert out.strip() == "[]"
+
+
+def test_the_command_list_is_the_same_with_or_without_the_command_modules() -> None:
+    """`--help` lists the other modules' commands from a table: it must name every
+    command those modules register, in their order, with their help."""
+    from tui_backprop.cli import build_parser
+
+    def listing(command: str | None) -> list[tuple[str, str]]:
+        sub = next(a for a in build_parser(command)._actions if a.dest == "command")
+        return [(c.dest, c.help) for c in sub._choices_actions]
+
+    full = listing("record")
+    assert listing(None) == full
+    assert [name for name, _ in full][3:] == ["record", "info", "replay", "verify", "diff",
+                                              "metrics", "check", "debug"]
 
 
 def test_threads_default_to_one_and_the_option_wins() -> None:
