@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import os
 import subprocess
 import sys
@@ -127,6 +128,8 @@ def latency(cfg: Config, moves: int, landings: int, start: int
     the time another process held the core (this machine is shared)."""
     s = Stepper(cfg, data_for(cfg))
     s.jump(start, 0)
+    gc.collect()  # as the app does once its main screen is up (tui_backprop/app.py,
+    gc.freeze()  # settle_heap): start-up's objects are not walked by later collections
     out: dict[str, list[tuple[float, float]]] = {"step": [], "back": [], "landing": []}
     clocks = (time.perf_counter, time.process_time)
     for name in ("step", "back"):

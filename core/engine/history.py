@@ -61,6 +61,7 @@ class History:
     def __init__(self, depth: int, capacity: int = 1024) -> None:
         self.depth = depth
         self.n = 0
+        self.cuts = 0  # truncations that dropped rows: what was derived from them is stale
         self._data = MetricsBlock.empty(0, capacity, depth)
 
     def __len__(self) -> int:
@@ -90,7 +91,9 @@ class History:
 
     def truncate(self, n: int) -> None:
         """Forget iterations >= n (a knob change rewrites the future)."""
-        self.n = min(self.n, n)
+        if n < self.n:
+            self.n = n
+            self.cuts += 1
 
     def view(self, start: int = 0, stop: int | None = None) -> MetricsBlock:
         """Rows [start, stop) as views (no copy)."""

@@ -26,7 +26,7 @@ from core.engine import knobs as kn
 from core.engine.history import History, MetricsBlock
 from core.engine.machine import Frame, Machine
 from core.engine.reexec import frame_metrics, locate_nan
-from core.inspect.detectors import Event, scan
+from core.inspect.detectors import Event, Scanner
 from core.model.config import Config
 from core.model.datasets import Dataset
 from core.model.program import Op
@@ -95,6 +95,7 @@ class Stepper:
         self.block = 1 << max(3, min(13, int(np.log2(0.2 / per_it))))
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._layer_ops = [f"dL/dW{l}" for l in range(1, self.program.depth + 1)]
+        self._scanner = Scanner(cfg.detect, self._layer_ops)
         self.iteration = INIT
         self.index = 0
         self.frame = self._frame(INIT)
@@ -448,7 +449,7 @@ class Stepper:
                                  block.weight_norm[skip:], block.saturation[skip:])
         start = len(self.history)
         self.history.append(block)
-        new = scan(self.history, start, len(self.history), self.cfg.detect, self._layer_ops)
+        new = self._scanner.scan(self.history, start, len(self.history))
         self.events.extend(self._locate(e) for e in new)
 
     def _locate(self, event: Event) -> Event:
