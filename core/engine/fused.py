@@ -194,8 +194,9 @@ def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | 
                 continue
             arena = buf["metric_rows"]
             chunk = np.empty((chunk_rows(arena.size), arena.size), arena.dtype)
-            live.append(Unit("cp(crows[c_], arena)", {"cp": np.copyto, "crows": list(chunk),
-                                                       "arena": arena}))
+            # a slice assignment: the same bytes as np.copyto at ~40% of its cost (no
+            # argument parsing), which is ~1.5% of a seed iteration
+            live.append(Unit("crows[c_][...] = arena", {"crows": list(chunk), "arena": arena}))
         else:
             live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
     if m.full:  # type: ignore[attr-defined]

@@ -362,8 +362,7 @@ class Stepper:
             else:  # known iterations (a landing, a step back): the step alone
                 m.run_fast(count, metrics=False)
             self._calibrate(count, time.perf_counter() - t0)
-            for k, flat in getattr(m, "snaps", ()):
-                self._remember(k, flat)
+            self._remember_all(getattr(m, "snaps", []))
             self._checkpoint()
         if blocks:  # detectors scan the stretch once
             self._observe(MetricsBlock.concat(blocks))
@@ -393,6 +392,22 @@ class Stepper:
         self._hi = max(self._hi, k)
         while len(self._recent) > self.max_recent:
             self._recent.popitem(last=False)
+
+    def _remember_all(self, snaps: list[tuple[int, np.ndarray]]) -> None:
+        """_remember each (k, state) of a fast run, in one dict update when they all lie
+        beyond every saved state (a continue keeps ~800 per block of 8192 iterations:
+        one at a time, their bookkeeping cost ~1% of the run)."""
+        if not snaps:
+            return
+        if snaps[0][0] <= self._hi or len(snaps) > self.max_recent:
+            for k, state in snaps[-self.max_recent:]:
+                self._remember(k, state)
+            return
+        recent = self._recent
+        recent.update(snaps)  # new keys, increasing: appended in order, as _remember does
+        self._hi = snaps[-1][0]
+        while len(recent) > self.max_recent:
+            recent.popitem(last=False)
 
     # hooks a replay overrides: where saved states come from, what to do with new metrics
     def _base(self, i: int) -> int:

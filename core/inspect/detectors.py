@@ -78,18 +78,12 @@ def _reference(values: np.ndarray, start: int, stop: int, window: int) -> np.nda
     if len(starts) <= 4 and finite.all():  # a step's scan: each window's median, memoized
         meds = np.array([_window_median(r) for r in rows])
     else:
-        meds = np.median(rows, axis=1) if finite.all() else np.full(len(starts), np.nan)
-    for k, w0 in enumerate(starts):
-        if finite.all():
-            med = meds[k]
-        else:
-            seg = values[w0 - window:w0]
-            seg = seg[np.isfinite(seg)]
-            if not len(seg):
-                continue
-            med = np.median(seg)
-        a, b = max(w0, start), min(w0 + window, stop)
-        ref[a - start:b - start] = med
+        meds = np.median(rows, axis=1)
+        for k in np.flatnonzero(~finite):
+            seg = rows[k][np.isfinite(rows[k])]
+            meds[k] = np.median(seg) if len(seg) else np.nan
+    a = max(w_first, start)  # iteration i takes the median of the window before its own
+    ref[a - start:] = meds[(np.arange(a, stop) - w_first) // window]
     return ref
 
 
@@ -123,13 +117,23 @@ def _window_median(row: np.ndarray) -> float:
 
 
 def _running_min(values: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
-    """min(values[i-window:i]) over finite values, for i in [start, stop) (inf if none)."""
+    """min(values[i-window:i]) over finite values, for i in [start, stop) (inf if none).
+
+    Van Herk / Gil-Werman: with the rows cut into blocks of `window`, a window ending
+    before i spans the tail of one block and the head of the next, so its minimum is
+    that of a suffix-minimum and a prefix-minimum: three passes whatever the window
+    (a sliding view costs window × rows).  Minima are exact: the same values."""
     lo = max(0, start - window)
     seg = values[lo:stop]
-    seg = np.where(np.isfinite(seg), seg, np.inf)
-    padded = np.concatenate((np.full(window, np.inf), seg))
-    mins = np.lib.stride_tricks.sliding_window_view(padded, window)[:-1].min(axis=1)
-    return mins[start - lo:]
+    n = len(seg)
+    blocks = -(-(n + window) // window)
+    x = np.full(blocks * window, np.inf)  # [window × inf | seg | inf padding]
+    np.copyto(x[window:window + n], seg, where=np.isfinite(seg))
+    x = x.reshape(blocks, window)
+    prefix = np.minimum.accumulate(x, axis=1).reshape(-1)
+    suffix = np.minimum.accumulate(x[:, ::-1], axis=1)[:, ::-1].reshape(-1)
+    j = np.arange(start - lo, n)  # window [j, j + window) of x ends before row lo + j
+    return np.minimum(suffix[j], prefix[j + window - 1])
 
 
 NAN_DETAIL = "loss or gradient is NaN/Inf"

@@ -208,3 +208,29 @@ def test_an_episode_ends_a_whole_window_after_its_last_row() -> None:
     assert kinds(whole) == [(200, "vanish"), (400, "vanish"), (465, "vanish")]
     sc = Scanner(Detect(), OPS)
     assert [e for i in range(600) for e in sc.scan(h, i, i + 1)] == whole
+
+
+def test_window_statistics_match_their_definitions() -> None:
+    """The running minimum (van Herk / Gil-Werman) and the aligned-window medians, on
+    data with NaN and ±inf, against a direct loop over their definitions."""
+    from core.inspect.detectors import _reference, _running_min
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        n, w = int(rng.integers(1, 400)), int(rng.choice([1, 7, 32, 48, 64]))
+        v = np.exp(rng.standard_normal(n))
+        v[rng.random(n) < 0.03] = np.nan
+        v[rng.random(n) < 0.02] = rng.choice([np.inf, -np.inf])
+        if rng.random() < 0.3:
+            v[: int(rng.integers(0, n))] = np.nan  # whole windows without a finite value
+        a = int(rng.integers(0, n))
+        b = int(rng.integers(a + 1, n + 1))
+        mins, refs = [], []
+        for i in range(a, b):
+            seg = v[max(0, i - w):i]
+            mins.append(seg[np.isfinite(seg)].min() if np.isfinite(seg).any() else np.inf)
+            past = v[:i] if i < w else v[i // w * w - w:i // w * w]
+            past = past[np.isfinite(past)]
+            refs.append(np.median(past) if len(past) and (i >= w or i >= 8) else np.nan)
+        assert np.array_equal(_running_min(v, a, b, w), mins)
+        assert np.array_equal(_reference(v, a, b, w), refs, equal_nan=True)
