@@ -19,6 +19,7 @@ deflates faster while recording.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -67,7 +68,7 @@ def unpack(blob: bytes, dtype: str, shape: tuple[int, ...], out: np.ndarray | No
     order, dt = blob[0], np.dtype(dtype).newbyteorder("<")
     k = dt.itemsize
     count = shape[0] if shape else 1
-    ncols = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    ncols = math.prod(shape[1:])  # not np.prod: a few µs per block, ~1 ms per 1M-it open
     nbytes = count * ncols * k
     z = zlib.decompressobj(WBITS)
     try:

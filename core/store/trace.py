@@ -77,7 +77,7 @@ from core.store.columns import (  # noqa: F401  (re-exported: the trace layer's 
     encode,
     encode_block,
 )
-from core.store.trace_check import MetaError, check_meta
+from core.store.trace_check import CheckpointRows, MetaError, check_meta
 
 FORMAT_VERSION = 6  # what built-in runs write, the newest read (1-3, 5 still open; 4 = user)
 # what each format changed in the arithmetic of a run (so in its last digits)
@@ -329,9 +329,8 @@ class TraceReader:
             if c.dtype.kind != "u" or c.dtype.itemsize > 4:
                 raise TraceError(f"{what}: accuracy counts out of range")
             correct[start:stop] = c
-            sampled = _sampled(start, count)
-            b.saturation[start + sampled] = dec(what, *cols["saturation"][1:], "<f8",
-                                                (len(sampled), depth - 1))
+            sat = b.saturation[start + -start % SAT_EVERY:stop:SAT_EVERY]  # i % SAT_EVERY == 0
+            sat[:] = dec(what, *cols["saturation"][1:], "<f8", sat.shape)
         per = self.batch_rows(0, n) if self.knobs else self.program.n
         if (correct > per).any():
             bad = int(np.flatnonzero(correct > per)[0])
@@ -345,26 +344,8 @@ class TraceReader:
         self.n = n
 
     def _read_checkpoints(self) -> None:
-        # every row's iteration, name, dtype, shape and size are checked per distinct
-        # combination (thousands of rows repeat a few; grouping is SQLite's, not a
-        # Python loop's, work), then rowids come from a table scan: loading by rowid does
-        # not trust the (damageable) index
-        for kind, lo, hi, name, *cols in self.con.execute(
-                "SELECT typeof(iteration), min(iteration), max(iteration), name, dtype, shape,"
-                " length(data) FROM checkpoints"
-                " GROUP BY typeof(iteration), name, dtype, shape, length(data)"):
-            if kind != "integer" or not 0 <= lo <= hi <= self.n or name not in self._shapes:
-                it = lo if kind != "integer" or lo < 0 else hi
-                raise TraceError(f"checkpoint ({it!r}, {name!r}) is outside the recorded run")
-            check(f"checkpoint {lo} {name}", *cols, self._dtype, self._shapes[name])
-        self._rowids: dict[int, dict[str, int]] = {}
-        for rowid, it, name in self.con.execute(
-                "SELECT rowid, iteration, name FROM checkpoints"):
-            self._rowids.setdefault(it, {})[name] = rowid
-        if 0 not in self._rowids or any(v.keys() != self._shapes.keys()
-                                        for v in self._rowids.values()):
-            raise TraceError("checkpoints are missing (need every parameter, from iteration 0)")
-        self.checkpoints = sorted(self._rowids)
+        self._ckpts = CheckpointRows(self.con, self.n, self._dtype, self._shapes)
+        self.checkpoints = self._ckpts.iterations
 
     def _event(self, it: Any, op: Any, kind: Any, detail: Any) -> Event:
         if type(it) is not int or not 0 <= it < self.n or kind not in EVENT_KINDS \
@@ -389,7 +370,7 @@ class TraceReader:
         """Parameters at the start of iteration k (a stored checkpoint), in native order."""
         out = {}
         with self._guard():
-            for name, rowid in self._rowids[k].items():
+            for name, rowid in self._ckpts.rowids(k).items():
                 row = self.con.execute("SELECT name, dtype, shape, data, crc FROM checkpoints "
                                        "WHERE rowid = ?", (rowid,)).fetchone()
                 if row is None or row[0] != name:

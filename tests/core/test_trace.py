@@ -225,6 +225,27 @@ def test_a_flipped_bit_in_stored_values_is_an_error(tmp_path: Path) -> None:
         TraceReader(path)
 
 
+def test_checkpoints_are_every_stored_row_found_by_a_table_scan(tmp_path: Path) -> None:
+    """Opening lists checkpoints from aggregates of one scan; each must load the very
+    row a plain query finds, parameters in stored order."""
+    path = record(tmp_path / "run.trace", MINIBATCH_CFG, 300, every=16)
+    con = sqlite3.connect(path)
+    rows = con.execute("SELECT iteration, name, data FROM checkpoints ORDER BY rowid").fetchall()
+    con.close()
+    with TraceReader(path) as tr:
+        assert tr.checkpoints == sorted({it for it, _, _ in rows}) and len(tr.checkpoints) > 10
+        for it, name, data in rows:
+            assert tr.checkpoint(it)[name].tobytes() == data
+        assert list(tr.checkpoint(0)) == [name for it, name, _ in rows if it == 0]
+        with pytest.raises(TraceError, match="damaged trace"):
+            tr.checkpoint(17)  # not a checkpoint
+    # a shape spelled another way is not what the recorder writes, yet valid: it opens
+    _edit(path, "UPDATE checkpoints SET shape = '[2,4]' WHERE name = 'W1'")
+    with TraceReader(path) as tr:
+        assert tr.checkpoint(32)["W1"].shape == (2, 4)
+        assert tr.checkpoints == sorted({it for it, _, _ in rows})
+
+
 def test_user_dataset_is_stored_so_replay_needs_no_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     X, y = rng.standard_normal((40, 3)), rng.integers(0, 3, 40)

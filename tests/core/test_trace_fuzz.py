@@ -130,6 +130,15 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "gap in blocks": (sql("DELETE FROM blocks WHERE start = 64"), "breaks the"),
     "negative checkpoint": (sql("UPDATE checkpoints SET iteration = -16 WHERE iteration = 16"),
                             "outside the recorded run"),
+    "checkpoint past the end": (sql("UPDATE checkpoints SET iteration = 301 "
+                                    "WHERE iteration = 16"), "301, 'W1'"),
+    "text checkpoint iteration": (sql("UPDATE checkpoints SET iteration = 'x' "
+                                      "WHERE iteration = 16 AND name = 'W2'"),
+                                  "'x', 'W2'"),
+    "unknown parameter": (sql("UPDATE checkpoints SET name = 'W9' WHERE iteration = 32 "
+                              "AND name = 'W1'"), "32, 'W9'"),
+    "checkpoint dtype": (sql("UPDATE checkpoints SET dtype = '<f4' WHERE name = 'W2'"),
+                         "checkpoint 0 W2: 96 bytes do not hold a <f4 array"),
     "missing checkpoint": (sql("DELETE FROM checkpoints WHERE name = 'W2' AND iteration = 32"),
                            "checkpoints are missing"),
     "negative event": (sql("UPDATE events SET iteration = -1"), "bad event row"),
@@ -171,6 +180,20 @@ def test_each_damage_class_is_one_error_line(kind: str, traces: dict[str, Path],
     assert_one_error_line(*run_cli(["export", str(path), "--iteration", "3", "--out", str(out)],
                                    capsys), expect)
     assert not out.exists()
+
+
+def test_the_first_damaged_block_is_the_one_named(traces: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Several blocks damaged past their CRC: the error names the earliest, as one line."""
+    path = tmp_path / "run.trace"
+    shutil.copy(traces["builtin"], path)
+    reblob("loss", 256, lambda b: b"\x07" + b[1:])(path)
+    reblob("grad_norm", 64, lambda b: b[:1] + deflate(bytes(100)))(path)
+    reblob("weight_norm", 128, lambda b: b[:9])(path)
+    with pytest.raises(TraceError, match=r"block 64: 100 bytes do not hold") as err:
+        TraceReader(path)
+    assert "\n" not in str(err.value)
+    assert_one_error_line(*run_cli(["info", str(path)], capsys), "block 64: 100 bytes")
 
 
 def test_tampered_dataset_arrays_are_refused(traces: dict[str, Path], tmp_path: Path) -> None:
