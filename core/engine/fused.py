@@ -281,9 +281,25 @@ def build_loop(m: object) -> Callable[..., None]:
         for l, h in hidden:
             satb[j, l] = np.count_nonzero(act.saturated(h)) / h.size
 
+    # row metrics: a sample only copies the hidden outputs; the flush counts them all at
+    # once (integer counts, so the same shares as one at a time)
+    samples = [np.empty((len(chunk) // SAT_EVERY + 2 if chunk is not None else 0, h.size))
+               for _, h in hidden]
+    pending: list[int] = []
+
+    def sat_copy(j: int, satb: np.ndarray) -> None:
+        for rows, (_, h) in zip(samples, hidden, strict=True):
+            rows[len(pending)] = h.reshape(-1)
+        pending.append(j)
+
     def flush(c: int, j: int, loss: np.ndarray, acc: np.ndarray, gn: np.ndarray,
-              wsq: np.ndarray) -> None:  # rows j − c .. j − 1 of the block
+              wsq: np.ndarray, satb: np.ndarray) -> None:  # rows j − c .. j − 1 of the block
         hp.rows.into(chunk[:c], loss[j - c:j], acc[j - c:j], gn[j - c:j], wsq[j - c:j])
+        if pending:
+            for rows, (l, h) in zip(samples, hidden, strict=True):
+                counts = np.count_nonzero(act.saturated(rows[:len(pending)]), axis=1)
+                satb[pending, l] = counts / h.size
+            pending.clear()
 
     env.update(hp_=hp, lr0=cfg.lr, decay=cfg.lr_decay, amax=out.argmax, preds=preds,
                rows=list(preds), labels=buf["labels"], cnz=np.count_nonzero, inv_n=1.0 / n,
@@ -302,11 +318,9 @@ def build_loop(m: object) -> Callable[..., None]:
             env[f"wd_{l}"], env[f"wf_{l}"] = w.dot, w
         pre.append("wa((" + "".join(f"float(wd_{l}(wf_{l})), " for l in range(depth)) + "))")
     post = ["wa(hp_.w_sq)"] if free_wsq and not rows_mode else []
-    if rows_mode:  # the arena row was copied in place of the norm op
-        env["flush"] = flush
+    if rows_mode:  # the arena row was copied in place of the norm op: _segment_lines
+        env["flush"], env["sat"] = flush, sat_copy
         env["ROWS_"] = len(chunk)  # type: ignore[arg-type]
-        post += ["c_ += 1", "if c_ == ROWS_:",
-                 "    flush(c_, j_ + 1, loss_l, acc_l, gn_l, wn_l)", "    c_ = 0"]
     elif full:  # keep predictions; compare a chunk of them at once
         post += ["la(hp_.loss)", "ga(hp_.grad_norm)", "amax(1, rows[c_])", "c_ += 1",
                  "if c_ == CHUNK_:",
@@ -357,7 +371,7 @@ def _segment_lines(body: list[str], lr_decay: bool, hidden: bool) -> list[str]:
     lines += ["    c_ += 1", "    j_ = stop_"]
     if hidden:
         lines += ["    if (ib + j_ - 1) % SAT_EVERY_ == 0:", "        sat(j_ - 1, satb)"]
-    lines += ["    if c_ == ROWS_:", "        flush(c_, j_, loss_l, acc_l, gn_l, wn_l)",
+    lines += ["    if c_ == ROWS_:", "        flush(c_, j_, loss_l, acc_l, gn_l, wn_l, satb)",
               "        c_ = 0",
-              "if c_:", "    flush(c_, end_, loss_l, acc_l, gn_l, wn_l)"]
+              "if c_:", "    flush(c_, end_, loss_l, acc_l, gn_l, wn_l, satb)"]
     return lines

@@ -48,7 +48,9 @@ class RowMetrics:
         names = [p for p, _ in order]
         self.depth = depth = sum(p[0] == "W" for p in names)
         self.labels = labels
-        self.is_one = labels == 1
+        self.two = k == 2 and bool(np.isin(labels, (0, 1)).all())  # see _share
+        self.sign = np.where(labels == 1, 1.0, -1.0)
+        self.n0 = float(np.count_nonzero(labels == 0))
         self.half_n = 0.5 / n
         self.inv_n = 1.0 / n
         self.ones = np.ones(nk)  # Σ h as a product: NaN iff an output is (never ±inf)
@@ -116,43 +118,59 @@ class RowMetrics:
         return np.sqrt((0.0 + g[:, self.w_pos]) + g[:, self.b_pos])
 
     def accuracy(self, rows: np.ndarray) -> np.ndarray:
-        """Share of rows whose argmax output is the label, per arena row.
+        """Share of rows whose argmax output is the label, per arena row (h_L first).
 
-        np.argmax along a short last axis costs a call per row; without NaNs the same
-        prediction (the first maximum wins) comes from K−1 column comparisons.  Rows
-        holding a NaN output (Σ h is NaN: outputs are sigmoids, never ±inf) take
-        np.argmax's rule, where the first NaN wins.
+        The one-row form (the stepper's); `into` computes the same for a chunk, taking
+        its NaN rows from the sums instead of a product with ones.
         """
+        pred = self._predict(rows)
+        nan = np.flatnonzero(np.isnan(rows[:, :self.nk].dot(self.ones)))
+        return self._share(pred, rows, nan)
+
+    def _predict(self, rows: np.ndarray) -> np.ndarray:
+        """The argmax prediction of rows without NaN outputs: K−1 column comparisons
+        (np.argmax along a short axis costs a call per row), the first maximum winning.
+        Two classes: float 1.0 where class 1 wins, for the product in `_share`."""
         c = len(rows)
         h = rows[:, :self.nk].reshape(c, self.n, self.k)
-        hits = self._buf((c, self.n), bool, "hit")
-        if self.k == 2:
-            np.greater(h[:, :, 1], h[:, :, 0], out=hits)
+        if self.two:
+            return np.greater(h[:, :, 1], h[:, :, 0], out=self._buf((c, self.n), float, "hit"))
+        best = h[:, :, 0].copy()
+        pred = np.zeros(best.shape, np.intp)
+        for j in range(1, self.k):
+            wins = h[:, :, j] > best
+            np.copyto(pred, j, where=wins)
+            np.copyto(best, h[:, :, j], where=wins)
+        return pred
+
+    def _share(self, pred: np.ndarray, rows: np.ndarray, nan: np.ndarray) -> np.ndarray:
+        """Share of correct predictions per row.  Rows in `nan` hold a NaN output (their
+        first segment may be h or (h − y)²: the NaNs sit in the same places) and take
+        np.argmax's rule, where the first NaN wins.
+
+        Two classes: correct = N₀ + Σⱼ sⱼ·predⱼ with sⱼ = ±1 for label 1 / 0, one
+        product whose terms and sums are small integers, so exact in any order."""
+        if len(nan):
+            h = rows[nan, :self.nk].reshape(len(nan), self.n, self.k)
+            fixed = np.where(np.isnan(h).any(2), np.isnan(h).argmax(2), pred[nan])
+        if self.two:
+            share = (pred.dot(self.sign) + self.n0) * self.inv_n
         else:
-            best = h[:, :, 0].copy()
-            pred = np.zeros(best.shape, np.intp)
-            for j in range(1, self.k):
-                wins = h[:, :, j] > best
-                np.copyto(pred, j, where=wins)
-                np.copyto(best, h[:, :, j], where=wins)
-            hits = pred
-        nan = np.flatnonzero(np.isnan(rows[:, :self.nk].dot(self.ones)))
-        if len(nan):  # argmax: the first NaN wins
-            if hits.dtype == bool:
-                hits = hits.astype(np.intp)
-            hits[nan] = h[nan].argmax(2)
-        # a 2-class prediction against bool labels: a third of the time of bool against int
-        labels = self.is_one if hits.dtype == bool else self.labels
-        return np.count_nonzero(np.equal(hits, labels, out=self._buf(
-            (c, self.n), bool, "eq")), axis=1) * self.inv_n
+            share = np.count_nonzero(pred == self.labels, axis=1) * self.inv_n
+        if len(nan):
+            share[nan] = np.count_nonzero(fixed == self.labels, axis=1) * self.inv_n
+        return share
 
     def into(self, rows: np.ndarray, loss: np.ndarray, acc: np.ndarray,
              grad_norm: np.ndarray, w_sq: np.ndarray) -> None:
         """Metrics of every row written into the arrays (the fast path's block slices).
 
-        The rows are scratch: h becomes h − y, then everything is squared in place."""
-        acc[:] = self.accuracy(rows)
+        The rows are scratch: h becomes h − y, then everything is squared in place.
+        Σ(h − y)² is NaN exactly where an output is (h is a sigmoid's, in [0, 1]
+        or NaN), so those rows come from the sums."""
+        pred = self._predict(rows)
         s = self.sums(rows, 0, scratch=True)
+        acc[:] = self._share(pred, rows, np.flatnonzero(np.isnan(s[:, 0])))
         lo, ws = self.loss_and_wsq(s[:, :1 + self.n_par])
         loss[:] = lo
         w_sq[:] = ws
