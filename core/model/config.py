@@ -14,15 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.model.choices import (  # re-exported: the engine imports them from here
-    ACTIVATIONS,
-    CLIP_KINDS,
-    DTYPES,
-    INITS,
-    LOSSES,
-    REG_KINDS,
-    ConfigError,
-)
+from core.model import choices
+from core.model.choices import ConfigError  # re-exported: the engine imports it from here
 from core.model.limits import (
     FLOAT_MAX,
     MAX_CLASSES,
@@ -37,8 +30,7 @@ from core.model.limits import (
     toml_depth,
 )
 
-__all__ = ["ACTIVATIONS", "CLIP_KINDS", "DTYPES", "INITS", "LOSSES", "REG_KINDS", "Config",
-           "ConfigError", "Detect", "load_toml", "parse_hidden"]
+__all__ = ["Config", "ConfigError", "Detect", "load_toml", "parse_hidden"]
 
 
 
@@ -204,12 +196,12 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
 
 
 def _validate(cfg: Config) -> None:
-    _choice("activation", cfg.activation, ACTIVATIONS)
-    _choice("loss", cfg.loss, LOSSES)
-    _choice("reg_kind", cfg.reg_kind, REG_KINDS)
-    _choice("init", cfg.init, INITS)
-    _choice("clip_kind", cfg.clip_kind, CLIP_KINDS)
-    _choice("dtype", cfg.dtype, DTYPES)
+    _choice("activation", cfg.activation, choices.ACTIVATIONS)
+    _choice("loss", cfg.loss, choices.LOSSES)
+    _choice("reg_kind", cfg.reg_kind, choices.REG_KINDS)
+    _choice("init", cfg.init, choices.INITS)
+    _choice("clip_kind", cfg.clip_kind, choices.CLIP_KINDS)
+    _choice("dtype", cfg.dtype, choices.DTYPES)
     _number("lr", cfg.lr, lo=0.0, strict=True)
     _number("lr_decay", cfg.lr_decay, lo=0.0)
     _number("reg", cfg.reg, lo=0.0)

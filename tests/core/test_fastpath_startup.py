@@ -4,6 +4,7 @@ NumPy-free dataset shapes match the generated data."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -28,8 +29,8 @@ def probe(code: str, **env: str) -> str:
     return res.stdout
 
 
-@pytest.mark.parametrize("args", [["--help"], ["presets"], ["record", "--help"]])
-def test_help_and_presets_do_not_import_numpy(args: list[str]) -> None:
+def loaded_after(args: list[str], modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after main(args)."""
     out = probe("import sys, contextlib, io\n"
                 "from tui_backprop.cli import main\n"
                 "with contextlib.redirect_stdout(io.StringIO()):\n"
@@ -37,9 +38,13 @@ def test_help_and_presets_do_not_import_numpy(args: list[str]) -> None:
                 f"        main({args!r})\n"
                 "    except SystemExit:\n"
                 "        pass\n"
-                "print(sorted(m for m in ('numpy', 'rich', 'textual', 'core.store.trace')"
-                " if m in sys.modules))")
-    assert out.strip() == "[]"
+                f"print(sorted(m for m in {modules!r} if m in sys.modules))")
+    return ast.literal_eval(out.strip())
+
+
+@pytest.mark.parametrize("args", [["--help"], ["presets"], ["record", "--help"]])
+def test_help_and_presets_do_not_import_numpy(args: list[str]) -> None:
+    assert loaded_after(args, ("numpy", "rich", "textual", "core.store.trace")) == []
 
 
 @pytest.mark.parametrize("args", [["--help"], ["presets"], ["run", "--help"]])
@@ -47,17 +52,9 @@ def test_help_and_presets_load_neither_dataclasses_nor_other_commands(args: list
                                                                        ) -> None:
     """`dataclasses` pulls in `inspect` (~7 ms): a third of our budget of 1.5× a bare
     argparse script (benchmarks/bench_tui.py --cli)."""
-    out = probe("import sys, contextlib, io\n"
-                "from tui_backprop.cli import main\n"
-                "with contextlib.redirect_stdout(io.StringIO()):\n"
-                "    try:\n"
-                f"        main({args!r})\n"
-                "    except SystemExit:\n"
-                "        pass\n"
-                "print(sorted(m for m in ('dataclasses', 'inspect', 'core.model.config', "
-                "'tui_backprop.trace_cli', 'tui_backprop.user_cli', 'tui_backprop.compare_cli')"
-                " if m in sys.modules))")
-    assert out.strip() == "[]"
+    assert loaded_after(args, ("dataclasses", "inspect", "core.model.config",
+                               "tui_backprop.trace_cli", "tui_backprop.user_cli",
+                               "tui_backprop.compare_cli")) == []
 
 
 def test_the_command_list_is_the_same_with_or_without_the_command_modules() -> None:

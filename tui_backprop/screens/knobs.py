@@ -19,7 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from core.engine import knobs as kn
-from core.model.config import CLIP_KINDS, REG_KINDS, Config, ConfigError
+from core.model.choices import CLIP_KINDS, REG_KINDS, ConfigError
+from core.model.config import Config
 from tui_backprop.widgets.inputs import steady
 
 LABELS = {
