@@ -6,9 +6,10 @@ The machine is shared and noisy, so loops are timed in alternating rounds within
 one process and each ratio is the median of per-round ratios (absolute times are
 printed alongside); the fast-path rows repeat that in several fresh processes,
 since one process's memory layout moves a ratio by a percent or two.  The fast
-path runs with every metric on: loss, accuracy, per-layer ‖∇W‖ and ‖W‖, the finite check and sampled saturation.  Call counts
-are static: the NumPy/builtin calls written per iteration (the fast path's are
-counted in its generated loop, amortized branches excluded).
+path runs with every metric on: loss, accuracy, per-layer ‖∇W‖ and ‖W‖, the
+finite check and sampled saturation.  Call counts are static: the NumPy/builtin
+calls written per iteration (the fast path's are counted in its generated loop,
+amortized branches excluded).
 """
 
 from __future__ import annotations
