@@ -146,15 +146,16 @@ def metrics_rows(block: MetricsBlock, n: int | np.ndarray) -> list[tuple[Any, ..
     correct = np.rint(block.acc * n)
     top = int(np.max(n))
     ctype = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32
-    sampled = _sampled(block.start, len(block))
     cols = {"loss": block.loss, "correct": correct.astype(ctype), "grad_norm": block.grad_norm,
-            "weight_norm": block.weight_norm, "saturation": block.saturation[sampled]}
+            "weight_norm": block.weight_norm,
+            "saturation": block.saturation[sampled(block.start, len(block))]}
     return [(name, *encode_block(arr)) for name, arr in cols.items()]
 
 
-def _sampled(start: int, count: int) -> np.ndarray:
-    """Rows of a block where the fast path samples saturation."""
-    return np.flatnonzero(np.arange(start, start + count) % SAT_EVERY == 0)
+def sampled(start: int, count: int) -> slice:
+    """Rows of a block starting at iteration `start` where saturation is sampled
+    (iterations i % SAT_EVERY == 0)."""
+    return slice(-start % SAT_EVERY, count, SAT_EVERY)
 
 
 def open_ro(path: Path) -> sqlite3.Connection:
@@ -329,7 +330,7 @@ class TraceReader:
             if c.dtype.kind != "u" or c.dtype.itemsize > 4:
                 raise TraceError(f"{what}: accuracy counts out of range")
             correct[start:stop] = c
-            sat = b.saturation[start + -start % SAT_EVERY:stop:SAT_EVERY]  # i % SAT_EVERY == 0
+            sat = b.saturation[start:stop][sampled(start, count)]
             sat[:] = dec(what, *cols["saturation"][1:], "<f8", sat.shape)
         per = self.batch_rows(0, n) if self.knobs else self.program.n
         if (correct > per).any():
