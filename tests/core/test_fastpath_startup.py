@@ -4,7 +4,6 @@ NumPy-free dataset shapes match the generated data."""
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -38,8 +37,8 @@ def loaded_after(args: list[str], modules: tuple[str, ...]) -> list[str]:
                 f"        main({args!r})\n"
                 "    except SystemExit:\n"
                 "        pass\n"
-                f"print(sorted(m for m in {modules!r} if m in sys.modules))")
-    return ast.literal_eval(out.strip())
+                f"print(' '.join(sorted(m for m in {modules!r} if m in sys.modules)))")
+    return out.split()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["presets"], ["record", "--help"]])
