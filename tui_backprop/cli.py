@@ -115,7 +115,7 @@ def live_export(cfg: Config, iteration: int, data: Any = None) -> dict[str, np.n
 
 def cmd_presets(args: argparse.Namespace) -> int:
     """The presets table, from the presets' own changes: each names its network, data and
-    rate (tests/core/test_presets.py), so no Config (nor `dataclasses`) is needed here."""
+    rate (checked in tests/test_cli.py), so no Config (nor `dataclasses`) is needed here."""
     # plain text: rich alone costs more start-up than the whole budget of this command
     import shutil
     import textwrap
