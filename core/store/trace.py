@@ -6,7 +6,7 @@ metrics to check re-execution against, detector events, and the parameters
 every K iterations.  RNG state: none needed — batch order is a pure function of
 (seed, iteration), so a checkpoint is just the parameters.
 
-Format version 6.  Version 1 stored metric blocks raw; version 2 added the meta
+Format version 7.  Version 1 stored metric blocks raw; version 2 added the meta
 entry `knobs`; version 3 compresses metric blocks (core/store/codec.py: second-order
 delta, byte shuffle, zlib; 43.7 -> ~6 bytes/iteration at the seed config) and
 may hold the optional `metrics` table.  Version 4 is a trace of the user's own code
@@ -14,8 +14,11 @@ may hold the optional `metrics` table.  Version 4 is a trace of the user's own c
 TraceReader refuses it in one line.  Versions 5 and 6 have version 3's layout, but
 their metrics and parameters come from newer arithmetic (ARITHMETIC_CHANGES below):
 replaying an older trace of such a run re-executes today's arithmetic and reports the
-divergence, naming the change (core/store/replay.py).
-Versions 1, 2, 3, 5 and 6 are read.  Arrays are columns (dtype, shape, data, crc): a
+divergence, naming the change (core/store/replay.py).  Version 7 has version 6's
+arithmetic and stores metric blocks as planar codec blobs (~15 bytes/iteration at the
+seed config, decoded twice as fast); older versions cannot read them, so it is a new
+number.
+Versions 1, 2, 3, 5, 6 and 7 are read.  Arrays are columns (dtype, shape, data, crc): a
 dtype from an allow-list, a JSON shape and a CRC-32 of the stored bytes — never
 pickle.  Dataset and checkpoint data are raw little-endian bytes.
 
@@ -79,7 +82,7 @@ from core.store.columns import (  # noqa: F401  (re-exported: the trace layer's 
 )
 from core.store.trace_check import CheckpointRows, MetaError, check_meta
 
-FORMAT_VERSION = 6  # what built-in runs write, the newest read (1-3, 5 still open; 4 = user)
+FORMAT_VERSION = 7  # what built-in runs write, the newest read (1-3, 5, 6 still open; 4 = user)
 # what each format changed in the arithmetic of a run (so in its last digits)
 ARITHMETIC_CHANGES = {
     5: "full-batch MSE runs sum the loss and norms over arena rows (core/engine/rows.py), "

@@ -107,8 +107,21 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "short block": (sql("UPDATE blocks SET data = substr(data, 1, 9) WHERE name = 'grad_norm'"),
                     "checksum"),
     "short block, CRC fixed": (reblob("grad_norm", 0, lambda b: b[:9]), "block 0: "),
-    "block too long": (reblob("loss", 64, lambda b: b[:1] + deflate(bytes(1000))),
-                       "more than 512 bytes do not hold"),
+    "legacy block too long": (reblob("loss", 64, lambda b: b"\x02" + deflate(bytes(1000))),
+                              "more than 512 bytes do not hold"),
+    "plane too long": (reblob("loss", 64, lambda b: pack(np.zeros(1000))),
+                       "block 64: more than 128 bytes do not hold a plane of 128"),
+    "raw plane short": (reblob("loss", 0, lambda b: bytes([3, 0, 1, 8, 0]) + (504).to_bytes(
+        4, "little") + bytes(504)), "a plane of 504 bytes, expected 512"),  # tag, order, ...
+    "plane kind": (reblob("loss", 0, lambda b: b[:4] + b"\x09" + b[5:]),
+                   "unknown plane kind 9"),
+    "plane width": (reblob("grad_norm", 0, lambda b: b[:3] + b"\x03" + b[4:]),
+                    "a plane of 3 bytes at byte 0 of a 8-byte value"),
+    "planes short of the value": (reblob("loss", 0, lambda b: pack(np.zeros(64), 0, (4, 4))[:2]
+                                         + b"\x01" + pack(np.zeros(64), 0, (4, 4))[3:9]
+                                         + pack(np.zeros(64), 0, (4,))[9:]), "planes of 4 bytes"),
+    "bytes after the planes": (reblob("loss", 0, lambda b: b + b"\0"), "where the planes take"),
+    "plane table cut": (reblob("loss", 0, lambda b: b[:7]), "truncated block header"),
     "block codec": (reblob("loss", 0, lambda b: b"\x07" + b[1:]), "not a compressed"),
     "text blob": (sql("UPDATE blocks SET data = 'abc' WHERE name = 'loss'"), "not a blob"),
     "bad shape": (sql("UPDATE blocks SET shape = '[64, -1]' WHERE name = 'grad_norm'"),
@@ -188,7 +201,7 @@ def test_the_first_damaged_block_is_the_one_named(traces: dict[str, Path], tmp_p
     path = tmp_path / "run.trace"
     shutil.copy(traces["builtin"], path)
     reblob("loss", 256, lambda b: b"\x07" + b[1:])(path)
-    reblob("grad_norm", 64, lambda b: b[:1] + deflate(bytes(100)))(path)
+    reblob("grad_norm", 64, lambda b: b"\x02" + deflate(bytes(100)))(path)
     reblob("weight_norm", 128, lambda b: b[:9])(path)
     with pytest.raises(TraceError, match=r"block 64: 100 bytes do not hold") as err:
         TraceReader(path)

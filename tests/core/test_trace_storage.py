@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,49 @@ RECORD = {"seed": (SEED_CFG, 2000, 256), "nan": (NAN_CFG, 900, 256),  # (cfg, n,
 @settings(max_examples=200, deadline=None)
 @given(hnp.arrays(st.sampled_from(["<f8", "<f4", "|u1", "<u2", "<u4", "<i8"]),
                   hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=40)),
-       st.integers(0, 2))
-def test_codec_round_trips_every_bit(arr: np.ndarray, order: int) -> None:
-    back = unpack(pack(arr, order), arr.dtype.str, arr.shape)  # NaN payloads, -0.0, inf too
+       st.integers(0, 2), st.booleans())
+def test_codec_round_trips_every_bit(arr: np.ndarray, order: int, bytewise: bool) -> None:
+    """Planar blobs, as the writer lays them out and with one plane per byte."""
+    widths = (1,) * arr.dtype.itemsize if bytewise else None
+    back = unpack(pack(arr, order, widths), arr.dtype.str, arr.shape)  # NaN payloads too
     assert back.shape == arr.shape and back.dtype == arr.dtype
+    assert back.tobytes() == arr.tobytes()
+
+
+@pytest.mark.parametrize("widths", [(8,), (4, 4), (2, 2, 4), (4, 2, 2), (1, 1, 2, 4)])
+def test_every_plane_layout_of_a_float64_decodes(widths: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(3)
+    arr = np.cumsum(rng.normal(size=(500, 2)), axis=0) ** 2  # smooth: some planes deflate
+    arr[7, 1], arr[9, 0] = np.nan, -np.inf
+    blob = pack(arr, 1, widths)
+    assert blob[2] == len(widths) and list(blob[3::6][:len(widths)]) == list(widths)
+    assert unpack(blob, "<f8", arr.shape).tobytes() == arr.tobytes()
+
+
+def pack_legacy(arr: np.ndarray, order: int) -> bytes:
+    """A blob as formats 3-6 wrote it (the writer of commit 2e33c00): deltas of the given
+    order, zig-zag, byte shuffle, one raw deflate stream."""
+    a = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    k = a.dtype.itemsize
+    u = a.reshape(len(a), int(np.prod(a.shape[1:], dtype=np.int64))).view(f"<u{k}")
+    for _ in range(order):
+        d = u.copy()
+        np.subtract(u[1:], u[:-1], out=d[1:])
+        u = d
+    if order and k > 1:
+        s = u.view(f"<i{k}")
+        u = ((s << 1) ^ (s >> (8 * k - 1))).view(u.dtype)
+    planes = u.reshape(-1).view(np.uint8).reshape(-1, k).T
+    z = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return bytes([order]) + z.compress(np.ascontiguousarray(planes)) + z.flush()
+
+
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(st.sampled_from(["<f8", "<f4", "|u1", "<u2", "<i8"]),
+                  hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=40)),
+       st.integers(0, 2))
+def test_legacy_blobs_still_decode_every_bit(arr: np.ndarray, order: int) -> None:
+    back = unpack(pack_legacy(arr, order), arr.dtype.str, arr.shape)
     assert back.tobytes() == arr.tobytes()
 
 
@@ -55,7 +95,8 @@ def per_block(path: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
-@pytest.mark.parametrize("name", [*RECORD, "format1.trace", "format2.trace", "format5.trace"])
+@pytest.mark.parametrize("name", [*RECORD, "format1.trace", "format2.trace", "format5.trace",
+                                  "format6.trace"])
 def test_the_reader_gives_every_bit_a_plain_per_block_decode_gives(name: str,
                                                                    tmp_path: Path) -> None:
     """The reader decodes blocks straight into one array per column and places sampled
@@ -115,11 +156,13 @@ def test_old_format_traces_still_open(name: str, version: str, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("name,version", [("format1.trace", 1), ("format2.trace", 2),
-                                          ("format5.trace", 5)])
+                                          ("format5.trace", 5), ("format6.trace", 6)])
 def test_old_traces_replay_identically_or_say_why_they_differ(name: str, version: int,
                                                               tmp_path: Path) -> None:
     """Formats 5 and 6 changed the arithmetic: re-executing an older trace either gives its
-    recorded numbers or reports the divergence, naming the format."""
+    recorded numbers or reports the divergence, naming the format.  Format 7 changed only
+    the storage, so a format-6 trace (written by the format-6 recorder, legacy blobs)
+    replays without divergence."""
     path = tmp_path / name
     shutil.copy(DATA / name, path)
     rp = Replay(path)
@@ -133,6 +176,7 @@ def test_old_traces_replay_identically_or_say_why_they_differ(name: str, version
             assert rp.divergence.startswith("re-execution differs from the recording")
             assert f"the trace is format {version}" in rp.divergence
             assert any(e.kind == "diverged" for e in rp.events)
+        assert (rp.divergence is None) == (version == 6)
     finally:
         rp.close()
 
@@ -165,12 +209,12 @@ def test_a_format_5_trace_opens_and_its_replay_names_the_change(tmp_path: Path) 
         rp.close()
 
 
-def test_new_traces_are_format_6_and_their_blocks_are_compressed(tmp_path: Path) -> None:
+def test_new_traces_are_format_7_and_their_blocks_are_compressed(tmp_path: Path) -> None:
     path = record(tmp_path / "run.trace", SEED_CFG, 5000, block=1024)
     with sqlite3.connect(path) as con:
         version = dict(con.execute("SELECT key, value FROM meta"))["format_version"]
         stored = con.execute("SELECT sum(length(data)) FROM blocks").fetchone()[0]
-    assert version == str(FORMAT_VERSION) == "6"
+    assert version == str(FORMAT_VERSION) == "7"
     with TraceReader(path) as tr:
         h = tr.history.view()
         raw = h.loss.nbytes + h.grad_norm.nbytes + h.weight_norm.nbytes + tr.n  # + 1 B counts
@@ -179,7 +223,10 @@ def test_new_traces_are_format_6_and_their_blocks_are_compressed(tmp_path: Path)
         for name in ("loss", "acc", "lr", "grad_norm", "weight_norm", "saturation"):
             assert np.array_equal(getattr(h, name), getattr(live.history.view(), name),
                                   equal_nan=True), name
-    assert stored < 0.5 * raw  # smooth metrics: second differences are small numbers
+    # smooth metrics: the high bytes of bit-pattern differences deflate to runs (the low,
+    # noisy bytes stay raw): ~0.5 of raw over these 5000 fast-changing iterations, ~0.35
+    # over a million
+    assert stored < 0.6 * raw
 
 
 @pytest.mark.parametrize("cfg", [SEED_CFG, NAN_CFG, Config(hidden=(4, 3), lr=0.5, bias=True)])
