@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from core.engine.inplace import reuse_dead_inputs
 from core.model import catalog as cat
-from core.model.code import Late, Unit, build_function, const_arg, positional_out, render
+from core.model.code import Unit, build_function, render, unit_from_calls
 
 
 def _root(a: np.ndarray) -> np.ndarray:
@@ -107,32 +108,7 @@ def _merge_pair(a: Unit, b: Unit) -> Unit | None:
         union[id(x)] = _root(x).reshape(-1)[lo:hi]
     calls = tuple((fn, tuple(union[id(v)] if isinstance(v, np.ndarray) else v for v in args))
                   for fn, args in a.calls or ())
-    return _unit_from_calls(calls)
-
-
-def _unit_from_calls(calls: tuple[tuple[object, tuple[object, ...]], ...]) -> Unit:
-    env: dict[str, object] = {}
-    lines: list[str] = []
-    reads: list[np.ndarray] = []
-    writes: list[np.ndarray] = []
-    names: dict[int, str] = {}
-
-    def name(v: object, fn: object = None, out: object = None) -> str:
-        if isinstance(v, Late):
-            env.update(v.env)
-            return v.src
-        if id(v) not in names:
-            names[id(v)] = f"v{len(names)}"
-            env[names[id(v)]] = const_arg(fn, v, out)  # type: ignore[arg-type]
-        return names[id(v)]
-
-    for fn, args in calls:
-        *ins, out = args
-        out_src = name(out) if positional_out(fn) else f"out={name(out)}"
-        lines.append(f"{name(fn)}({', '.join([*(name(v, fn, out) for v in ins), out_src])})")
-        reads.extend(a for a in ins if isinstance(a, np.ndarray))
-        writes.append(out)  # type: ignore[arg-type]
-    return Unit("\n".join(lines), env, tuple(reads), tuple(writes), calls)
+    return unit_from_calls(calls)
 
 
 def _merge_runs(units: list[Unit]) -> list[Unit]:
@@ -201,7 +177,11 @@ def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | 
             live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
     if m.full:  # type: ignore[attr-defined]
         live = _negated_input(live, [a for a in (buf["X"], buf.get("X1")) if a is not None])
-    return fuse_units(live), chunk
+    # what the loop reads around the step: parameters and data, the metric arena, the
+    # outputs argmax and saturation samples read (core/engine/inplace.py)
+    keep = [buf[k] for k in ("X", "X1", "y", "labels", "w_sq", "params", "metric_rows")
+            if k in buf] + [buf[f"h{l}"] for l in range(1, prog.depth + 1)]
+    return reuse_dead_inputs(fuse_units(live), keep), chunk
 
 
 def _negated_input(units: list[Unit], fixed: list[np.ndarray]) -> list[Unit]:
@@ -228,7 +208,7 @@ def _negated_input(units: list[Unit], fixed: list[np.ndarray]) -> list[Unit]:
         neg = np.negative(src)
         dot = Unit("f(b, o)", {"f": neg.dot, "b": a.env["b"], "o": out}, (neg, a.env["b"]),
                    (out,))
-        rest = _unit_from_calls(b.calls[1:]) if len(b.calls) > 1 else None
+        rest = unit_from_calls(b.calls[1:]) if len(b.calls) > 1 else None
         return units[:k] + [dot] + ([rest] if rest else []) + units[k + 2:]
     return units
 

@@ -96,6 +96,32 @@ def _is_elementwise(fn: object, arrays: list[np.ndarray], out: np.ndarray | None
                                         for a in arrays))
 
 
+def unit_from_calls(calls: tuple[tuple[object, tuple[object, ...]], ...]) -> Unit:
+    """A unit of single elementwise calls (fn, (*inputs, out)), its source generated."""
+    env: dict[str, object] = {}
+    lines: list[str] = []
+    reads: list[np.ndarray] = []
+    writes: list[np.ndarray] = []
+    names: dict[int, str] = {}
+
+    def name(v: object, fn: object = None, out: object = None) -> str:
+        if isinstance(v, Late):
+            env.update(v.env)
+            return v.src
+        if id(v) not in names:
+            names[id(v)] = f"v{len(names)}"
+            env[names[id(v)]] = const_arg(fn, v, out)  # type: ignore[arg-type]
+        return names[id(v)]
+
+    for fn, args in calls:
+        *ins, out = args
+        out_src = name(out) if positional_out(fn) else f"out={name(out)}"
+        lines.append(f"{name(fn)}({', '.join([*(name(v, fn, out) for v in ins), out_src])})")
+        reads.extend(a for a in ins if isinstance(a, np.ndarray))
+        writes.append(out)  # type: ignore[arg-type]
+    return Unit("\n".join(lines), env, tuple(reads), tuple(writes), calls)
+
+
 class Code:
     """A kernel made of units; calling it runs them (compiled once, on first call)."""
 
