@@ -24,6 +24,8 @@ overlap check is fast only when `out` is the very object it reads.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from core.model.code import Unit, unit_from_calls
@@ -135,7 +137,7 @@ def _rewrite(u: Unit, image: _Images, from_call: int = 0) -> Unit:
         calls = tuple((fn, tuple(image(x) if isinstance(x, np.ndarray) and i >= from_call
                                  else x for x in args)) if i >= from_call else (fn, args)
                       for i, (fn, args) in enumerate(u.calls))
-        return unit_from_calls(calls)
+        return replace(unit_from_calls(calls), metric=u.metric)
     env: dict[str, object] = {}
     for name, v in u.env.items():
         if isinstance(v, np.ndarray):
@@ -167,9 +169,9 @@ def _try(units: list[Unit], k: int, j: int, a: np.ndarray, keep: list[np.ndarray
         return None  # a is read or written again
     if any(u.reads is None and _touches(u, o) for u in later):
         return None  # a unit of unknown reads on out's memory
-    if any(np.may_share_memory(x, o) and not _inside(x, o)
+    if any(np.may_share_memory(x, o) and not (x.dtype == o.dtype and _inside(x, o))
            for u in later for x in _arrays(u)):
-        return None
+        return None  # a view that would have no image in a
     if any(_touches(u, o) for u in units[:k]) or any(
             np.may_share_memory(x, o) for _, xs in units[k].calls[:j]  # type: ignore[index]
             for x in xs if isinstance(x, np.ndarray)) or any(
