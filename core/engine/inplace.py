@@ -30,19 +30,53 @@ import numpy as np
 
 from core.model.code import Unit, unit_from_calls
 
-_bounds = np.lib.array_utils.byte_bounds
+_byte_bounds = np.lib.array_utils.byte_bounds
 
 
-def _arrays(u: Unit) -> list[np.ndarray]:
-    """Every array a unit names (env values, bound methods' arrays, lists of arrays)."""
-    out: list[np.ndarray] = []
-    for v in u.env.values():
-        for x in v if isinstance(v, list | tuple) else (v,):
-            if isinstance(x, np.ndarray):
-                out.append(x)
-            elif isinstance(getattr(x, "__self__", None), np.ndarray):
-                out.append(x.__self__)
-    return out
+class _Mem:
+    """Byte bounds of arrays and the arrays of units, computed once per pass (the pass
+    asks thousands of overlap questions; NumPy's may_share_memory answers from the same
+    bounds, at ~1 µs a question)."""
+
+    def __init__(self) -> None:
+        self._b: dict[int, tuple[np.ndarray, int, int]] = {}
+        self._a: dict[int, tuple[Unit, list[np.ndarray]]] = {}
+
+    def bounds(self, x: np.ndarray) -> tuple[int, int]:
+        got = self._b.get(id(x))
+        if got is None:
+            got = self._b[id(x)] = (x, *_byte_bounds(x))  # x kept: its id stays its own
+        return got[1], got[2]
+
+    def overlap(self, x: np.ndarray, y: np.ndarray) -> bool:
+        xl, xh = self.bounds(x)
+        yl, yh = self.bounds(y)
+        return xl < yh and yl < xh
+
+    def arrays(self, u: Unit) -> list[np.ndarray]:
+        """Every array a unit names (env values, bound methods' arrays, lists of arrays)."""
+        got = self._a.get(id(u))
+        if got is None:
+            out: list[np.ndarray] = []
+            for v in u.env.values():
+                if isinstance(v, list | tuple):  # e.g. a chunk's rows: their base stands in
+                    bases = {id(b): b for b in (x.base if isinstance(x.base, np.ndarray)
+                                                 else x for x in v if isinstance(x, np.ndarray))}
+                    out.extend(bases.values())
+                elif isinstance(v, np.ndarray):
+                    out.append(v)
+                elif isinstance(getattr(v, "__self__", None), np.ndarray):
+                    out.append(v.__self__)
+            got = self._a[id(u)] = (u, out)
+        return got[1]
+
+    def touches(self, u: Unit, x: np.ndarray) -> bool:
+        return any(self.overlap(x, y) for y in self.arrays(u))
+
+    def inside(self, v: np.ndarray, o: np.ndarray) -> bool:
+        lo, hi = self.bounds(v)
+        olo, ohi = self.bounds(o)
+        return olo <= lo and hi <= ohi
 
 
 def _opaque(u: Unit) -> bool:
@@ -56,25 +90,17 @@ def _opaque(u: Unit) -> bool:
     return False
 
 
-def _touches(u: Unit, x: np.ndarray) -> bool:
-    return any(np.may_share_memory(x, y) for y in _arrays(u))
-
-
-def _inside(v: np.ndarray, o: np.ndarray) -> bool:
-    lo, hi = _bounds(v)
-    olo, ohi = _bounds(o)
-    return olo <= lo and hi <= ohi
-
-
-def _fully_written_first(units: list[Unit], k: int, j: int, a: np.ndarray) -> bool:
+def _fully_written_first(mem: _Mem, units: list[Unit], k: int, j: int, a: np.ndarray
+                         ) -> bool:
     """Whether every read of a's memory up to call j of unit k (that call included)
     follows a write of it in the step: a's buffer carries nothing from the previous
     iteration, so it may hold something else between steps."""
-    lo, hi = _bounds(a)
+    lo, hi = mem.bounds(a)
     covered: list[tuple[int, int]] = []
 
     def written(x: np.ndarray) -> bool:
-        xl, xh = max(_bounds(x)[0], lo), min(_bounds(x)[1], hi)
+        xl, xh = mem.bounds(x)
+        xl, xh = max(xl, lo), min(xh, hi)
         for cl, ch in sorted(covered):
             if cl <= xl < ch:
                 xl = ch
@@ -82,9 +108,8 @@ def _fully_written_first(units: list[Unit], k: int, j: int, a: np.ndarray) -> bo
 
     steps: list[tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None] = []
     for i, u in enumerate(units[:k + 1]):
-        calls = u.calls[:j + 1] if i == k else u.calls
         if u.calls is not None:
-            for _, args in calls or ():
+            for _, args in (u.calls[:j + 1] if i == k else u.calls):
                 steps.append((tuple(x for x in args[:-1] if isinstance(x, np.ndarray)),
                               (args[-1],)))
         elif i < k:
@@ -93,26 +118,26 @@ def _fully_written_first(units: list[Unit], k: int, j: int, a: np.ndarray) -> bo
         if step is None:
             return False  # unknown reads: assume the worst
         reads, writes = step
-        if any(np.may_share_memory(r, a) and not written(r) for r in reads):
+        if any(mem.overlap(r, a) and not written(r) for r in reads):
             return False
         for w in writes:
-            if np.may_share_memory(w, a):
+            if mem.overlap(w, a):
                 if not w.flags.c_contiguous:
                     return False
-                covered.append((max(_bounds(w)[0], lo), min(_bounds(w)[1], hi)))
+                wl, wh = mem.bounds(w)
+                covered.append((max(wl, lo), min(wh, hi)))
     return True
 
 
 class _Images:
     """Views of out's memory re-placed on a's, one object per distinct layout."""
 
-    def __init__(self, units: list[Unit], o: np.ndarray, a: np.ndarray) -> None:
-        self.shift = _bounds(a)[0] - _bounds(o)[0]
-        self.flat = a.reshape(-1) if a.flags.c_contiguous else None
-        self.o, self.a = o, a
+    def __init__(self, mem: _Mem, units: list[Unit], o: np.ndarray, a: np.ndarray) -> None:
+        self.mem, self.o, self.a = mem, o, a
+        self.shift = mem.bounds(a)[0] - mem.bounds(o)[0]
         self.known: dict[tuple, np.ndarray] = {}
         for u in units:
-            for x in _arrays(u):
+            for x in mem.arrays(u):
                 self.known.setdefault(self._key(x), x)
 
     @staticmethod
@@ -120,7 +145,7 @@ class _Images:
         return (x.__array_interface__["data"][0], x.shape, x.strides, x.dtype.str)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
-        if not np.may_share_memory(v, self.o):
+        if not self.mem.overlap(v, self.o):
             return v
         addr = v.__array_interface__["data"][0] + self.shift
         key = (addr, v.shape, v.strides, v.dtype.str)
@@ -151,41 +176,42 @@ def _rewrite(u: Unit, image: _Images, from_call: int = 0) -> Unit:
     return Unit(u.src, env, reads, writes, None, u.metric)
 
 
-def _try(units: list[Unit], k: int, j: int, a: np.ndarray, keep: list[np.ndarray]
-         ) -> list[Unit] | None:
+def _try(mem: _Mem, units: list[Unit], k: int, j: int, a: np.ndarray,
+         keep: list[np.ndarray]) -> list[Unit] | None:
     """units with call j of unit k writing into a instead of its out, or None."""
     fn, args = units[k].calls[j]  # type: ignore[index]
     o = args[-1]
     if (a is o or a.dtype != o.dtype or a.shape != o.shape or a.strides != o.strides
-            or not (a.flags.c_contiguous and o.flags.c_contiguous) or np.may_share_memory(a, o)
-            or any(np.may_share_memory(x, y) for x in (a, o) for y in keep)):
+            or not (a.flags.c_contiguous and o.flags.c_contiguous) or mem.overlap(a, o)
+            or any(mem.overlap(x, y) for x in (a, o) for y in keep)):
         return None
     later = units[k + 1:]
-    if any(u.reads is None and _opaque(u) for u in units):
-        return None  # a plain callable may touch any buffer: rename nothing
     rest = units[k].calls[j + 1:]  # type: ignore[index]
-    if any(np.may_share_memory(x, a) for _, xs in rest for x in xs
-           if isinstance(x, np.ndarray)) or any(_touches(u, a) for u in later):
+    if any(mem.overlap(x, a) for _, xs in rest for x in xs
+           if isinstance(x, np.ndarray)) or any(mem.touches(u, a) for u in later):
         return None  # a is read or written again
-    if any(u.reads is None and _touches(u, o) for u in later):
+    if any(u.reads is None and mem.touches(u, o) for u in later):
         return None  # a unit of unknown reads on out's memory
-    if any(np.may_share_memory(x, o) and not (x.dtype == o.dtype and _inside(x, o))
-           for u in later for x in _arrays(u)):
+    if any(mem.overlap(x, o) and not (x.dtype == o.dtype and mem.inside(x, o))
+           for u in later for x in mem.arrays(u)):
         return None  # a view that would have no image in a
-    if any(_touches(u, o) for u in units[:k]) or any(
-            np.may_share_memory(x, o) for _, xs in units[k].calls[:j]  # type: ignore[index]
+    if any(mem.touches(u, o) for u in units[:k]) or any(
+            mem.overlap(x, o) for _, xs in units[k].calls[:j]  # type: ignore[index]
             for x in xs if isinstance(x, np.ndarray)) or any(
-            np.may_share_memory(x, o) for x in args[:-1] if isinstance(x, np.ndarray)):
+            mem.overlap(x, o) for x in args[:-1] if isinstance(x, np.ndarray)):
         return None  # out's buffer is also used before (or read by the call): keep it
-    if not _fully_written_first(units, k, j, a):
+    if not _fully_written_first(mem, units, k, j, a):
         return None
-    image = _Images(units, o, a)
+    image = _Images(mem, units, o, a)
     return units[:k] + [_rewrite(units[k], image, j)] + [_rewrite(u, image) for u in later]
 
 
 def reuse_dead_inputs(units: list[Unit], keep: list[np.ndarray]) -> list[Unit]:
     """The units with each elementwise output moved onto a dead input of its layout."""
     units = list(units)
+    if any(u.reads is None and _opaque(u) for u in units):
+        return units  # a plain callable may touch any buffer: rename nothing
+    mem = _Mem()
     for k in range(len(units)):
         for j in range(len(units[k].calls or ())):
             fn, args = units[k].calls[j]  # type: ignore[index]
@@ -193,7 +219,7 @@ def reuse_dead_inputs(units: list[Unit], keep: list[np.ndarray]) -> list[Unit]:
                 continue
             for a in args[:-1]:
                 if isinstance(a, np.ndarray):
-                    got = _try(units, k, j, a, keep)
+                    got = _try(mem, units, k, j, a, keep)
                     if got is not None:
                         units = got
                         break
