@@ -1,6 +1,7 @@
 """Fast path vs the tight NumPy reference; continue path; back-step and landing latency.
 
 Run:  python benchmarks/bench_fastpath.py [--quick] [--no-threads] [--processes P]
+      python benchmarks/bench_fastpath.py --breakdown   (where the metrics' time goes)
 
 The machine is shared and noisy, so loops are timed in alternating rounds within
 one process and each ratio is the median of per-round ratios (absolute times are
@@ -22,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 # like the CLI (tui_backprop/cli.py): one BLAS thread unless told otherwise
@@ -132,6 +134,54 @@ def compare_in_processes(label: str, name: str, iters: int, rounds: int, procs: 
             max(ratios), float(np.median([g[5] for g in got])))
 
 
+def _without(m: Machine, **parts: object) -> Machine:
+    """m with names of its generated fast loop replaced (the loop's own `flush` and `sat`):
+    benchmark-only surgery, to time what each part of the metrics costs."""
+    f = m._loop
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
+                           f.__closure__)
+    g.__kwdefaults__ = {**f.__kwdefaults__, **parts}
+    m._loop = g
+    return m
+
+
+def breakdown(cfg: Config, iters: int, rounds: int) -> list[float]:
+    """Ratios to the reference, one process, alternating: the step alone (the bare loop of
+    landings), + the arena copy, + the chunk metrics, + the saturation samples (= the fast
+    path with every metric on).  Row-metrics configs with a hidden layer."""
+    def machine() -> Machine:
+        m = Machine(cfg, data_for(cfg))
+        m.init()
+        m.run_fast(2)
+        return m
+
+    def noop(*_: object) -> None:
+        return None
+
+    bare = machine()
+    bare.run_fast(2, metrics=False)
+    loops = {"bare": lambda n: bare.run_fast(n, metrics=False),
+             "copy": _without(machine(), sat=noop, flush=noop).run_fast,
+             "chunk": _without(machine(), sat=noop).run_fast, "all": machine().run_fast}
+    ref_m = Machine(cfg, data_for(cfg))
+    ref_m.init()
+    loops["ref"], _ = reference_for(ref_m, cfg)
+    ts = alternate(loops, iters, rounds)
+    return [ratio(ts, k, "ref") for k in ("bare", "copy", "chunk", "all")]
+
+
+def print_breakdown(q: bool) -> None:
+    print("\nWhere the metrics' time goes (one process, alternating rounds, ratio to the "
+          "reference):\n")
+    print("| config | step alone | + arena copy | + chunk metrics | + saturation samples "
+          "(every metric on) |")
+    print("|---|---|---|---|---|")
+    for label, cfg, iters, rounds in (("2-10-2, N=50 (seed)", SEED, 2048, 12 if q else 60),
+                                      ("2-50-2, N=300, biases", MID, 256, 6 if q else 30)):
+        r = breakdown(cfg, iters, rounds)
+        print(f"| {label} | " + " | ".join(f"{x:.3f}×" for x in r) + " |")
+
+
 def continue_ratio(iters: int, rounds: int) -> tuple[float, float, float]:
     """Stepper.run_until (detectors on, landing included) vs Machine.run_fast."""
     s = Stepper(SEED)
@@ -213,8 +263,13 @@ def main() -> None:
     ap.add_argument("--no-threads", action="store_true", help="skip the BLAS threads row")
     ap.add_argument("--processes", type=int, default=5,
                     help="fresh processes per fast-path row (default 5)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only the table of where the metrics' time goes")
     args = ap.parse_args()
     q = args.quick
+    if args.breakdown:
+        print_breakdown(q)
+        return
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}\n")
     variants_table(500 if q else 2000, 8 if q else 30)
     procs = 2 if q else args.processes
@@ -231,6 +286,7 @@ def main() -> None:
     for label, rc, fc, r_us, f_us, med, lo, hi, best in rows:
         print(f"| {label} | {rc} | {fc} | {r_us:.1f} | {f_us:.1f} | {med:.3f}× "
               f"| {lo:.3f}–{hi:.3f} | {best:.3f}× |")
+    print_breakdown(q)
     f_us, c_us, speed = continue_ratio(2000 if q else 20000, 6 if q else 16)
     print(f"\nContinue path (Stepper.run_until, detectors on, landing included), seed: "
           f"{c_us:.1f} µs/it against the fast path's {f_us:.1f}: speed {speed:.2f}× the fast "
