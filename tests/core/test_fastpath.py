@@ -20,6 +20,7 @@ from core.engine.fused import fuse_units
 from core.engine.history import MetricsBlock
 from core.engine.machine import Machine
 from core.engine.stepper import Stepper
+from core.model import catalog as cat
 from core.model.code import Code
 from core.model.config import Config
 from core.store.recorder import Recorder
@@ -171,3 +172,17 @@ def test_re_execution_without_metrics_leaves_the_same_parameters(bias: bool,
     assert [k for k, _ in a.snaps] == [k for k, _ in b.snaps]
     assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a.snaps, b.snaps, strict=True))
     assert not np.array_equal(a.params_flat, Machine(cfg).params_flat)  # it trained
+
+
+@pytest.mark.parametrize("name", sorted(cat.ACTIVATIONS))
+def test_the_fast_saturation_count_is_the_saturated_mask_count(name: str) -> None:
+    """The fast path counts a sample in place; the stepper counts `saturated`'s mask."""
+    act = cat.ACTIVATIONS[name]
+    rng = np.random.default_rng(4)
+    h = rng.uniform(-1.2, 1.2, (40, 25))
+    h.flat[:12] = [0.01, 0.99, -0.99, 0.0, -0.0, np.nan, np.inf, -np.inf,
+                   np.nextafter(0.01, 0), np.nextafter(0.99, 1), 1.0, -1.0]
+    count = act.saturated_counter(h)
+    for _ in range(2):  # masks are reused: the second count sees new values
+        assert count() == np.count_nonzero(act.saturated(h)) > 0
+        h *= 1.01
