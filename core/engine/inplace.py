@@ -167,6 +167,8 @@ def _rewrite(u: Unit, image: _Images, from_call: int = 0) -> Unit:
     for name, v in u.env.items():
         if isinstance(v, np.ndarray):
             v = image(v)
+        elif isinstance(v, list) and any(isinstance(x, np.ndarray) for x in v):
+            v = [image(x) if isinstance(x, np.ndarray) else x for x in v]
         elif isinstance(getattr(v, "__self__", None), np.ndarray):
             self_ = image(v.__self__)
             v = v if self_ is v.__self__ else getattr(self_, v.__name__)
