@@ -72,8 +72,9 @@ def pack(arr: np.ndarray, order: int | None = None,
         np.subtract(u[1:], u[:-1], out=d[1:])  # unsigned: wraps, never warns
         u = d
     flat = u.reshape(-1)
-    head, body, offset = bytearray([PLANAR, order, len(widths or WIDTHS[k])]), [], 0
-    for w in widths or WIDTHS[k]:
+    widths = widths or WIDTHS[k]  # each at an offset it divides, summing to k
+    head, body, offset = bytearray([PLANAR, order, len(widths)]), [], 0
+    for w in widths:
         raw = np.ascontiguousarray(flat.view(f"<u{w}").reshape(-1, k // w)[:, offset // w]
                                    ).tobytes()
         offset += w
