@@ -122,40 +122,36 @@ class Activation:
 
     def saturated(self, h: Array) -> Array:
         """Boolean mask of saturated (sigmoid/tanh) or dead (relu) outputs."""
-        if self.name == "sigmoid":
-            return (h < 0.01) | (h > 0.99)
-        if self.name == "tanh":
-            return np.abs(h) > 0.99
-        return h <= 0.0
+        masks = [cmp(f(h) if f else h, t) for f, cmp, t in SATURATION[self.name]]
+        return masks[0] if len(masks) == 1 else masks[0] | masks[1]
 
     def saturated_counter(self, h: Array) -> Callable[[], int]:
         """count() = the number of `saturated` entries of h now, with masks allocated once:
-        the fast path samples it every SAT_EVERY iterations (the sigmoid's two conditions
-        are disjoint, so two counts add up to the count of their union, NaN in neither)."""
-        m1, m2 = np.empty(h.shape, bool), np.empty(h.shape, bool)
+        the fast path samples it every SAT_EVERY iterations (a sigmoid's two conditions
+        are disjoint, so their counts add up to the count of their union; NaN is in
+        neither).  Thresholds are 0-d arrays of h's dtype: compared as `saturated`
+        compares a Python float (in float32, 0.01 rounds)."""
+        parts = [(f, np.empty_like(h) if f else h, cmp, np.array(t, h.dtype),
+                  np.empty(h.shape, bool)) for f, cmp, t in SATURATION[self.name]]
         cnz = np.count_nonzero
-        if self.name == "sigmoid":
-            lo, hi, less, greater = np.array(0.01), np.array(0.99), np.less, np.greater
 
-            def count() -> int:
-                less(h, lo, m1)
-                greater(h, hi, m2)
-                return cnz(m1) + cnz(m2)
-        elif self.name == "tanh":
-            mag, hi, absolute, greater = np.empty_like(h), np.array(0.99), np.absolute, \
-                np.greater
-
-            def count() -> int:
-                absolute(h, mag)
-                greater(mag, hi, m1)
-                return cnz(m1)
-        else:
-            zero, less_equal = np.array(0.0, h.dtype), np.less_equal
-
-            def count() -> int:
-                less_equal(h, zero, m1)
-                return cnz(m1)
+        def count() -> int:
+            total = 0
+            for f, x, cmp, t, mask in parts:
+                if f:
+                    f(h, x)
+                cmp(x, t, mask)
+                total += cnz(mask)
+            return total
         return count
+
+
+# (transform or None, comparison, threshold): an output is saturated (dead) when any holds
+SATURATION: dict[str, tuple[tuple[Callable | None, np.ufunc, float], ...]] = {
+    "sigmoid": ((None, np.less, 0.01), (None, np.greater, 0.99)),
+    "tanh": ((np.absolute, np.greater, 0.99),),
+    "relu": ((None, np.less_equal, 0.0),),
+}
 
 
 ACTIVATIONS: dict[str, Activation] = {

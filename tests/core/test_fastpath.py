@@ -174,14 +174,17 @@ def test_re_execution_without_metrics_leaves_the_same_parameters(bias: bool,
     assert not np.array_equal(a.params_flat, Machine(cfg).params_flat)  # it trained
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(cat.ACTIVATIONS))
-def test_the_fast_saturation_count_is_the_saturated_mask_count(name: str) -> None:
-    """The fast path counts a sample in place; the stepper counts `saturated`'s mask."""
+def test_the_fast_saturation_count_is_the_saturated_mask_count(name: str, dtype: str) -> None:
+    """The fast path counts a sample in place; the stepper counts `saturated`'s mask (in
+    float32 too, where 0.01 rounds: the threshold is compared in the outputs' dtype)."""
     act = cat.ACTIVATIONS[name]
     rng = np.random.default_rng(4)
-    h = rng.uniform(-1.2, 1.2, (40, 25))
-    h.flat[:12] = [0.01, 0.99, -0.99, 0.0, -0.0, np.nan, np.inf, -np.inf,
-                   np.nextafter(0.01, 0), np.nextafter(0.99, 1), 1.0, -1.0]
+    h = rng.uniform(-1.2, 1.2, (40, 25)).astype(dtype)
+    h.flat[:14] = [0.01, 0.99, -0.99, 0.0, -0.0, np.nan, np.inf, -np.inf,
+                   np.nextafter(0.01, 0), np.nextafter(0.99, 1), 1.0, -1.0,
+                   np.float32(0.01), np.nextafter(np.float32(0.01), np.float32(1))]
     count = act.saturated_counter(h)
     for _ in range(2):  # masks are reused: the second count sees new values
         assert count() == np.count_nonzero(act.saturated(h)) > 0
