@@ -55,9 +55,11 @@ def data_for(cfg: Config) -> Dataset | None:
 
 
 def fast_calls(m: Machine) -> int:
-    """Calls per iteration written in the generated step (fused units + bookkeeping)."""
+    """Calls per iteration written in the generated step (fused units + bookkeeping); a
+    blocked loop (core/engine/blocked.py) counts its calls once per block."""
     units, _ = step_units(m)
-    n = sum(isinstance(node, ast.Call) for u in units for node in ast.walk(ast.parse(u.src)))
+    n = sum(sum(isinstance(node, ast.Call) for node in ast.walk(ast.parse(u.src)))
+            * len(u.env.get("blocks", (None,))) for u in units)  # type: ignore[arg-type]
     if m.program.row_metrics:  # metrics: the arena copy (counted above), chunks amortized
         return n
     return n + 3 + 1  # three list appends + argmax (chunk compare and sampling amortized)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from core.engine.blocked import block_runs
 from core.engine.inplace import reuse_dead_inputs
 from core.model import catalog as cat
-from core.model.code import Unit, build_function, render, unit_from_calls
+from core.model.code import Unit, build_function, conflict, render, unit_from_calls
 
 
 def _root(a: np.ndarray) -> np.ndarray:
@@ -40,17 +41,6 @@ def _span(a: np.ndarray) -> tuple[int, int, int] | None:
     return id(r), start, start + a.size
 
 
-def _overlap(xs: tuple[np.ndarray, ...], ys: tuple[np.ndarray, ...]) -> bool:
-    return any(np.may_share_memory(x, y) for x in xs for y in ys)
-
-
-def _conflict(a: Unit, u: Unit) -> bool:
-    """True if swapping a and u (a first) could change a result."""
-    if a.reads is None or a.writes is None or u.reads is None or u.writes is None:
-        return True
-    return _overlap(a.writes, u.reads + u.writes) or _overlap(a.reads, u.writes)
-
-
 def _sink(units: list[Unit]) -> list[Unit]:
     """Move each mergeable unit down to just before its next twin, when nothing between
     reads what it writes or writes what it touches."""
@@ -61,7 +51,7 @@ def _sink(units: list[Unit]) -> list[Unit]:
         if sig is None or sig not in sigs[k + 1:]:
             continue
         pos = k
-        while pos + 1 < len(units) and sigs[pos + 1] != sig and not _conflict(
+        while pos + 1 < len(units) and sigs[pos + 1] != sig and not conflict(
                 units[pos], units[pos + 1]):
             units[pos], units[pos + 1] = units[pos + 1], units[pos]
             sigs[pos], sigs[pos + 1] = sigs[pos + 1], sigs[pos]
@@ -80,7 +70,7 @@ def _hoist(units: list[Unit]) -> list[Unit]:
         if sig is None or sig not in sigs[:k]:
             continue
         pos = k
-        while pos > 0 and sigs[pos - 1] != sig and not _conflict(units[pos - 1], units[k]):
+        while pos > 0 and sigs[pos - 1] != sig and not conflict(units[pos - 1], units[k]):
             pos -= 1
         if pos == 0 or sigs[pos - 1] != sig:
             continue  # it cannot reach its twin: leave it where it was
@@ -122,7 +112,7 @@ def _merge_runs(units: list[Unit]) -> list[Unit]:
                and units[k + len(run)].signature() == sig):
             run.append(units[k + len(run)])
         k += len(run)
-        if len(run) > 1 and not any(_conflict(a, b) for i, a in enumerate(run)
+        if len(run) > 1 and not any(conflict(a, b) for i, a in enumerate(run)
                                     for b in run[i + 1:]):
             run.sort(key=lambda u: (_span(u.arrays()[0]) or (0, 0, 0))[1])
             merged = [run[0]]
@@ -182,7 +172,8 @@ def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | 
     # outputs argmax and saturation samples read (core/engine/inplace.py)
     keep = [buf[k] for k in ("X", "X1", "y", "labels", "w_sq", "params", "metric_rows")
             if k in buf] + [buf[f"h{l}"] for l in range(1, prog.depth + 1)]
-    return [_as_memcpy(u) for u in reuse_dead_inputs(fuse_units(live), keep)], chunk
+    units = [_as_memcpy(u) for u in reuse_dead_inputs(fuse_units(live), keep)]
+    return block_runs(units), chunk
 
 
 def _as_memcpy(u: Unit) -> Unit:

@@ -73,6 +73,17 @@ class Unit:
         return out
 
 
+def conflict(a: Unit, u: Unit) -> bool:
+    """True if swapping a and u (a first) could change a result."""
+    if a.reads is None or a.writes is None or u.reads is None or u.writes is None:
+        return True
+    return _overlap(a.writes, u.reads + u.writes) or _overlap(a.reads, u.writes)
+
+
+def _overlap(xs: tuple[np.ndarray, ...], ys: tuple[np.ndarray, ...]) -> bool:
+    return any(np.may_share_memory(x, y) for x in xs for y in ys)
+
+
 def positional_out(fn: object) -> bool:
     """Whether `fn` takes `out` positionally (ufuncs; NumPy deprecates it for max/min)."""
     return isinstance(fn, np.ufunc) and fn not in (np.maximum, np.minimum)
@@ -132,9 +143,11 @@ class Code:
         self._fn = None
 
     @staticmethod
-    def src(text: str, env: dict[str, object]) -> Code:
-        """Free-form statements (a barrier: the fuser never moves code across it)."""
-        return Code((Unit(text.strip(), dict(env)),))
+    def src(text: str, env: dict[str, object], reads: tuple[np.ndarray, ...] | None = None,
+            writes: tuple[np.ndarray, ...] | None = None) -> Code:
+        """Free-form statements: a barrier the fuser never moves code across, unless every
+        array they read and write is declared."""
+        return Code((Unit(text.strip(), dict(env), reads, writes),))
 
     @staticmethod
     def opaque(fn: object) -> Code:

@@ -176,7 +176,9 @@ def grad_norm_op(params: list[str], grads: list[str], depth: int,
             # sum() of one float is that float; of two, (0 + a) + b: spelled out alike
             total = terms[0] if len(terms) == 1 else "0 + " + " + ".join(terms)
             lines.append(f"out[{i}] = sqrt({total})")
-        return Code.src("\n".join(lines), env)
+        # declared, so the blocked L2 term and step of a big net join up across it
+        return Code.src("\n".join(lines), env, tuple(f for fs in layers for f in fs),
+                        (b["grad_norm"],))
 
     return Op("grad_norm", "‖dL/dW‖", "update", "‖dL/dWₗ‖ = √(Σ dL/dWₗ²) per layer",
               tuple(grads), (depth,), 0, "norm", bind)
