@@ -141,9 +141,6 @@ def chunk_rows(width: int) -> int:
     return max(128, (1 << 17) // max(width, 1))
 
 
-# a negated copy of X is one more array the step streams: at 784-512-10 (3.2 MB) the
-# negation call it saves costs less than the cache it takes (measured 0.7-1.2%)
-NEGATE_MAX = 1 << 17  # elements
 ROW_COPY = "crows[c_][...] = arena"  # the arena into chunk row c_ (see _as_memcpy)
 SAT_EVERY = 32  # fast path samples hidden-unit saturation on iterations i % 32 == 0
 
@@ -170,8 +167,7 @@ def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | 
         else:
             live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
     if m.full:  # type: ignore[attr-defined]
-        live = _negated_input(live, [a for a in (buf["X"], buf.get("X1"))
-                                     if a is not None and a.size <= NEGATE_MAX])
+        live = _negated_input(live, [a for a in (buf["X"], buf.get("X1")) if a is not None])
     # what the loop reads around the step: parameters and data, the metric arena, the
     # outputs argmax and saturation samples read (core/engine/inplace.py)
     keep = [buf[k] for k in ("X", "X1", "y", "labels", "w_sq", "params", "metric_rows")
