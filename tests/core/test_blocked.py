@@ -12,8 +12,9 @@ from core.engine.blocked import block_runs, blocked_unit
 from core.engine.fused import step_units
 from core.engine.machine import Machine
 from core.engine.stepper import Stepper
-from core.model.code import Code, Late, Unit, build_function, render
+from core.model.code import Code, Late, Unit
 from core.model.config import Config
+from tests.core.rewrites import run_from
 
 UFUNCS = (np.add, np.subtract, np.multiply, np.divide, np.maximum)
 
@@ -34,12 +35,6 @@ def random_program(rng: np.random.Generator, size: int) -> tuple[list[Unit], lis
     return units, bufs
 
 
-def run(units: list[Unit], iterations: int) -> None:
-    body, env = render(units, "t")
-    build_function("step", ["n"], ["for _ in range(n):"] + ["    " + ln for ln in body],
-                   env)(iterations)
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_blocked_programs_leave_every_buffer_bit_identical(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -53,10 +48,7 @@ def test_blocked_programs_leave_every_buffer_bit_identical(seed: int) -> None:
         changed += len(new) < len(units)
         results = []
         for prog in (units, new):
-            for b, s in zip(bufs, start, strict=True):
-                b[...] = s
-            with np.errstate(all="ignore"):
-                run(prog, 3)
+            run_from(prog, bufs, start)
             results.append([b.tobytes() for b in bufs])
         assert results[0] == results[1]
     assert changed > 25  # the programs do get blocked, not only refused

@@ -12,7 +12,8 @@ from core.engine import fused
 from core.engine.fused import step_units
 from core.engine.inplace import reuse_dead_inputs
 from core.engine.machine import Machine
-from core.model.code import Code, Unit, build_function, render
+from core.model.code import Code, Unit
+from tests.core.rewrites import run_from
 
 UFUNCS = (np.add, np.subtract, np.multiply, np.maximum)
 
@@ -54,12 +55,6 @@ def random_program(rng: np.random.Generator) -> tuple[list[Unit], list[np.ndarra
     return units, bufs, keep
 
 
-def run(units: list[Unit], iterations: int) -> None:
-    body, env = render(units, "t")
-    build_function("step", ["n"], ["for _ in range(n):"] + ["    " + ln for ln in body],
-                   env)(iterations)
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_renamed_programs_leave_every_kept_buffer_bit_identical(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -73,10 +68,7 @@ def test_renamed_programs_leave_every_kept_buffer_bit_identical(seed: int) -> No
             for u, v in zip(units, new, strict=True))
         results = []
         for prog in (units, new):
-            for b, s in zip(bufs, start, strict=True):
-                b[...] = s
-            with np.errstate(all="ignore"):
-                run(prog, 3)
+            run_from(prog, bufs, start)
             results.append([k.copy() for k in keep])
         for x, y in zip(*results, strict=True):
             assert x.tobytes() == y.tobytes()
