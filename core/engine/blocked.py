@@ -1,6 +1,6 @@
 """Large elementwise runs executed one cache-sized block at a time (strip-mining).
 
-A run of elementwise calls over big arrays (784-512-10's hidden sigmoid on 512×512
+A run of cheap elementwise calls over big arrays (784-512-10's σ' and δ₁ on 512×512
 values, its L2 term and SGD step on 400k weights) makes one pass over memory per
 call: every call reads its inputs back from L3 or RAM, and the chain of calls is
 bound by memory traffic.  Run a block of `BLOCK` elements through all the calls
@@ -37,8 +37,8 @@ def _run_size(u: Unit) -> int | None:
     """The one size of every array u's elementwise calls touch (None: not blockable)."""
     if u.calls is None or not all(fn in CHEAP for fn, _ in u.calls):
         return None
-    sizes = {a.size for _, args in u.calls for a in args if isinstance(a, np.ndarray)}
     arrays = [a for _, args in u.calls for a in args if isinstance(a, np.ndarray)]
+    sizes = {a.size for a in arrays}
     if len(sizes) != 1 or not all(a.flags.c_contiguous for a in arrays):
         return None
     return sizes.pop()
