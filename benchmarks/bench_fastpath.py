@@ -2,6 +2,8 @@
 
 Run:  python benchmarks/bench_fastpath.py [--quick] [--no-threads] [--processes P]
       python benchmarks/bench_fastpath.py --breakdown   (where the metrics' time goes)
+      python benchmarks/bench_fastpath.py --neighbour 32   (the fast-path rows while another
+          process streams 32 MB: how a busy shared machine moves the ratios)
 
 The machine is shared and noisy, so loops are timed in alternating rounds within
 one process and each ratio is the median of per-round ratios (absolute times are
@@ -33,6 +35,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.neighbour import neighbour  # noqa: E402
 from benchmarks.reference import VARIANTS, make_tight_loop  # noqa: E402
 from core.engine.fused import step_units  # noqa: E402
 from core.engine.machine import Machine  # noqa: E402
@@ -168,7 +171,8 @@ def breakdown(cfg: Config, iters: int, rounds: int) -> list[float]:
     ref_m = Machine(cfg, data_for(cfg))
     ref_m.init()
     loops["ref"], _ = reference_for(ref_m, cfg)
-    ts = alternate(loops, iters, rounds)
+    with np.errstate(invalid="ignore"):  # "copy" skips the flush: its norms are garbage
+        ts = alternate(loops, iters, rounds)
     return [ratio(ts, k, "ref") for k in ("bare", "copy", "chunk", "all")]
 
 
@@ -267,20 +271,28 @@ def main() -> None:
                     help="fresh processes per fast-path row (default 5)")
     ap.add_argument("--breakdown", action="store_true",
                     help="only the table of where the metrics' time goes")
+    ap.add_argument("--neighbour", type=int, default=0, metavar="MB",
+                    help="only the fast-path rows, timed while another process streams MB "
+                         "megabytes (benchmarks/neighbour.py)")
     args = ap.parse_args()
     q = args.quick
     if args.breakdown:
         print_breakdown(q)
         return
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}\n")
-    variants_table(500 if q else 2000, 8 if q else 30)
+    if not args.neighbour:
+        variants_table(500 if q else 2000, 8 if q else 30)
     procs = 2 if q else args.processes
-    rows = [compare_in_processes("2-10-2, N=50 (seed)", "SEED", 500 if q else 2000,
-                                 8 if q else 24, procs),
-            compare_in_processes("2-50-2, N=300, biases", "MID", 200 if q else 600,
-                                 6 if q else 16, procs),
-            compare_in_processes("784-512-10, N=512", "BIG", 3 if q else 10, 4 if q else 12, 1)]
-    print(f"\nFast path (every metric on) vs the reference, {procs} fresh processes each "
+    with neighbour(args.neighbour):
+        rows = [compare_in_processes("2-10-2, N=50 (seed)", "SEED", 500 if q else 2000,
+                                     8 if q else 24, procs),
+                compare_in_processes("2-50-2, N=300, biases", "MID", 200 if q else 600,
+                                     6 if q else 16, procs),
+                compare_in_processes("784-512-10, N=512", "BIG", 3 if q else 10,
+                                     4 if q else 12, 1)]
+    busy = (f", while a neighbour process streams {args.neighbour} MB"
+            if args.neighbour else "")
+    print(f"\nFast path (every metric on) vs the reference{busy}, {procs} fresh processes each "
           "(one process's memory layout moves a ratio by ±2%):\n")
     print("| config | reference calls/it | fast calls/it | reference µs/it | fast µs/it "
           "| ratio (median of processes) | range over processes | best/best |")
@@ -288,6 +300,8 @@ def main() -> None:
     for label, rc, fc, r_us, f_us, med, lo, hi, best in rows:
         print(f"| {label} | {rc} | {fc} | {r_us:.1f} | {f_us:.1f} | {med:.3f}× "
               f"| {lo:.3f}–{hi:.3f} | {best:.3f}× |")
+    if args.neighbour:
+        return
     print_breakdown(q)
     f_us, c_us, speed = continue_ratio(2000 if q else 20000, 6 if q else 16)
     print(f"\nContinue path (Stepper.run_until, detectors on, landing included), seed: "
