@@ -21,6 +21,7 @@ import numpy as np
 
 from core.engine.blocked import block_runs
 from core.engine.inplace import reuse_dead_inputs
+from core.engine.update_pair import merge_update_pair
 from core.model import catalog as cat
 from core.model.code import Unit, build_function, conflict, render, unit_from_calls
 
@@ -163,7 +164,8 @@ def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | 
             chunk = np.empty((chunk_rows(arena.size), arena.size), arena.dtype)
             # a slice assignment (a memoryview one after the in-place pass): the same bytes
             # as np.copyto at ~20% of its cost, which is ~2% of a seed iteration
-            live.append(Unit(ROW_COPY, {"crows": list(chunk), "arena": arena}))
+            live.append(Unit(ROW_COPY, {"crows": list(chunk), "arena": arena}, (arena,),
+                             (chunk,)))
         else:
             live.extend(u for u in k.units if not (prog.row_metrics and u.metric))
     if m.full:  # type: ignore[attr-defined]
@@ -172,8 +174,10 @@ def step_units(m: object, bare: bool = False) -> tuple[list[Unit], np.ndarray | 
     # outputs argmax and saturation samples read (core/engine/inplace.py)
     keep = [buf[k] for k in ("X", "X1", "y", "labels", "w_sq", "params", "metric_rows")
             if k in buf] + [buf[f"h{l}"] for l in range(1, prog.depth + 1)]
-    units = [_as_memcpy(u) for u in reuse_dead_inputs(fuse_units(live), keep)]
-    return block_runs(units), chunk
+    units = reuse_dead_inputs(fuse_units(live), keep)
+    if not m.cfg.lr_decay:  # type: ignore[attr-defined]
+        units = merge_update_pair(units, m.hp)  # type: ignore[attr-defined]
+    return block_runs([_as_memcpy(u) for u in units]), chunk
 
 
 def _as_memcpy(u: Unit) -> Unit:

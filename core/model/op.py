@@ -6,6 +6,7 @@ so the op builders in `core/model/grad_ops.py` can share it without an import cy
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ class Hyper:
     # 0-d array faster than a Python float, same bits); setting `lr` updates them all
     _boxes: dict[str, np.ndarray] = field(default_factory=dict)
     _decay: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
+    # vectors whose slices repeat boxes (core/engine/update_pair.py), refilled on every set
+    _fills: list[tuple[weakref.ref, tuple[tuple[slice, np.ndarray], ...]]] = field(
+        default_factory=list)
 
     @property
     def lr(self) -> float:
@@ -46,6 +50,23 @@ class Hyper:
             box[()] = value
         for (_, c), box in self._decay.items():
             box[()] = 1.0 - value * c
+        if self._fills:
+            self._refill()
+
+    def track(self, vec: np.ndarray, parts: tuple[tuple[slice, np.ndarray], ...]) -> None:
+        """Keep vec[sl] equal to each 0-d box (a step size, a decay factor) from now on."""
+        self._fills.append((weakref.ref(vec), parts))
+        self._refill()
+
+    def _refill(self) -> None:
+        live = []
+        for ref, parts in self._fills:
+            vec = ref()
+            if vec is not None:
+                for sl, box in parts:
+                    vec[sl] = box
+                live.append((ref, parts))
+        self._fills[:] = live
 
     def lr_box(self, dt: np.dtype) -> np.ndarray:
         box = self._boxes.get(dt.str)
