@@ -23,23 +23,7 @@ from core.engine.blocked import block_runs
 from core.engine.inplace import reuse_dead_inputs
 from core.engine.update_pair import merge_update_pair
 from core.model import catalog as cat
-from core.model.code import Unit, build_function, conflict, render, unit_from_calls
-
-
-def _root(a: np.ndarray) -> np.ndarray:
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
-
-
-def _span(a: np.ndarray) -> tuple[int, int, int] | None:
-    """(id of the root buffer, first element, end element) of a contiguous view."""
-    r = _root(a)
-    if not (a.flags.c_contiguous and r.flags.c_contiguous and r.dtype == a.dtype):
-        return None
-    start = (a.__array_interface__["data"][0] - r.__array_interface__["data"][0])
-    start //= a.itemsize
-    return id(r), start, start + a.size
+from core.model.code import Unit, build_function, conflict, render, root, span, unit_from_calls
 
 
 def _sink(units: list[Unit]) -> list[Unit]:
@@ -88,7 +72,7 @@ def _merge_pair(a: Unit, b: Unit) -> Unit | None:
     union: dict[int, np.ndarray] = {}
     direction = None
     for x, y in zip(xs, ys, strict=True):
-        sx, sy = _span(x), _span(y)
+        sx, sy = span(x), span(y)
         if sx is None or sy is None or sx[0] != sy[0]:
             return None
         d = "ab" if sx[2] == sy[1] else "ba" if sy[2] == sx[1] else None
@@ -96,7 +80,7 @@ def _merge_pair(a: Unit, b: Unit) -> Unit | None:
             return None
         direction = d
         lo, hi = min(sx[1], sy[1]), max(sx[2], sy[2])
-        union[id(x)] = _root(x).reshape(-1)[lo:hi]
+        union[id(x)] = root(x).reshape(-1)[lo:hi]
     calls = tuple((fn, tuple(union[id(v)] if isinstance(v, np.ndarray) else v for v in args))
                   for fn, args in a.calls or ())
     return unit_from_calls(calls)
@@ -115,7 +99,7 @@ def _merge_runs(units: list[Unit]) -> list[Unit]:
         k += len(run)
         if len(run) > 1 and not any(conflict(a, b) for i, a in enumerate(run)
                                     for b in run[i + 1:]):
-            run.sort(key=lambda u: (_span(u.arrays()[0]) or (0, 0, 0))[1])
+            run.sort(key=lambda u: (span(u.arrays()[0]) or (0, 0, 0))[1])
             merged = [run[0]]
             for u in run[1:]:
                 m = _merge_pair(merged[-1], u)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.engine.inplace import _fully_written_first, _Mem, _opaque
-from core.model.code import Late, Unit, unit_from_calls
+from core.model.code import Late, Unit, root, span, unit_from_calls
 from core.model.op import Hyper
 
 Call = tuple[object, tuple[object, ...]]
@@ -34,22 +34,10 @@ def _box(s: object) -> np.ndarray | None:
 
 def _adjacent(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """The 1-D view covering a then b when b starts where a ends in one buffer."""
-    if not (a.flags.c_contiguous and b.flags.c_contiguous and a.dtype == b.dtype):
+    sa, sb = span(a), span(b)
+    if sa is None or sb is None or sa[0] != sb[0] or sa[2] != sb[1]:
         return None
-    root = a
-    while isinstance(root.base, np.ndarray):
-        root = root.base
-    rb = b
-    while isinstance(rb.base, np.ndarray):
-        rb = rb.base
-    if root is not rb or not root.flags.c_contiguous:
-        return None
-    base = root.__array_interface__["data"][0]
-    sa = (a.__array_interface__["data"][0] - base) // a.itemsize
-    sb = (b.__array_interface__["data"][0] - base) // b.itemsize
-    if sa + a.size != sb:
-        return None
-    return root.reshape(-1)[sa:sb + b.size]
+    return root(a).reshape(-1)[sa[1]:sb[2]]
 
 
 def _calls(units: list[Unit]) -> list[tuple[int, int, Call]]:

@@ -73,6 +73,23 @@ class Unit:
         return out
 
 
+def root(a: np.ndarray) -> np.ndarray:
+    """The buffer a view was cut from."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def span(a: np.ndarray) -> tuple[int, int, int] | None:
+    """(id of the root buffer, first element, end element) of a contiguous view."""
+    r = root(a)
+    if not (a.flags.c_contiguous and r.flags.c_contiguous and r.dtype == a.dtype):
+        return None
+    start = (a.__array_interface__["data"][0] - r.__array_interface__["data"][0])
+    start //= a.itemsize
+    return id(r), start, start + a.size
+
+
 def conflict(a: Unit, u: Unit) -> bool:
     """True if swapping a and u (a first) could change a result."""
     if a.reads is None or a.writes is None or u.reads is None or u.writes is None:
